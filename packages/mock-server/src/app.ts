@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createTokenAuthority, type TokenAuthority } from './auth/tokens.js';
+import { blobPlugin } from './blob/index.js';
+import { createSasSigner } from './blob/sas.js';
+import { type Clock, systemClock } from './clock.js';
+import { TwirpError } from './errors.js';
+import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/twirp.js';
+import { requestLogPlugin } from './request-log.js';
+import { createMemoryStorage } from './storage/memory.js';
+import type { CacheStorage } from './storage/types.js';
+import type { CacheServiceDeps } from './twirp/cache-service.js';
+
+export interface AppOptions {
+  /** Where entries and blobs live. Default: a new memory storage. */
+  readonly storage?: CacheStorage;
+  /** Default: the system clock. */
+  readonly clock?: Clock;
+  /** HS256 key for runtime tokens. Default: 32 random bytes (tokens die with the process). */
+  readonly tokenSecret?: Buffer;
+  /** Accept tokens not signed with `tokenSecret` (still decoded; `exp`/`nbf` checked when present). Default false. */
+  readonly insecureTokens?: boolean;
+  /** Storage account key that signs blob URLs. Default: 64 random bytes. */
+  readonly accountKey?: Buffer;
+  /** Base of signed blob URLs, e.g. `http://127.0.0.1:8787`. Default: derived from each request's Host. */
+  readonly publicUrl?: string;
+  /** Also serve the Twirp API under this path prefix (e.g. `/cache`), as GO and RS clients keep one. */
+  readonly pathPrefix?: string;
+  /** Default `devstoreaccount1`. */
+  readonly accountName?: string;
+  /** Default `actions-cache`. */
+  readonly containerName?: string;
+  /** Lifetime of upload URLs. Default 60 minutes. */
+  readonly uploadUrlTtlMs?: number;
+  /** Lifetime of download URLs. Default 10 minutes. */
+  readonly downloadUrlTtlMs?: number;
+  /** Reservations not finalized within this time expire and free their key. Default 60 minutes. */
+  readonly pendingTtlMs?: number;
+  /** Repository for tokens without `repository_id`. Default `"1"`. */
+  readonly defaultRepositoryId?: string;
+  /** Largest Twirp request body. Default 1 MiB. */
+  readonly twirpBodyLimitBytes?: number;
+  /** A pino logger, `true` for pino to stdout, or `false` (default) for none. */
+  readonly logger?: boolean | FastifyBaseLogger;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The mock's state and secrets, for programmatic use and tests. */
+    mock: {
+      storage: CacheStorage;
+      tokens: TokenAuthority;
+      clock: Clock;
+      accountKey: Buffer;
+      /** Drops expired reservations and blobs retained past their last download URL (also runs every minute). */
+      sweep(): Promise<void>;
+    };
+  }
+}
+
+const MINUTE = 60_000;
+
+function normalizePrefix(prefix: string | undefined): string | undefined {
+  if (prefix === undefined) return undefined;
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '') return undefined;
+  if (!/^[\w.~-]+(\/[\w.~-]+)*$/.test(trimmed)) throw new Error(`invalid pathPrefix "${prefix}"`);
+  return `/${trimmed}`;
+}
+
+/** Builds the mock server (Twirp API + Azure Blob subset) without listening; use `inject()` or `listen()`. */
+export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
+  const storage = options.storage ?? createMemoryStorage();
+  const clock = options.clock ?? systemClock;
+  const accountKey = options.accountKey ?? randomBytes(64);
+  const accountName = options.accountName ?? 'devstoreaccount1';
+  const containerName = options.containerName ?? 'actions-cache';
+  const pathPrefix = normalizePrefix(options.pathPrefix);
+  const tokens = createTokenAuthority({
+    secret: options.tokenSecret ?? randomBytes(32),
+    insecure: options.insecureTokens ?? false,
+    defaultRepositoryId: options.defaultRepositoryId ?? '1',
+  });
+  const sas = createSasSigner({ accountName, accountKey });
+  const deps: CacheServiceDeps = {
+    storage,
+    clock,
+    sas,
+    publicUrl: options.publicUrl?.replace(/\/+$/, '') ?? '',
+    containerName,
+    uploadUrlTtlMs: options.uploadUrlTtlMs ?? 60 * MINUTE,
+    downloadUrlTtlMs: options.downloadUrlTtlMs ?? 10 * MINUTE,
+    pendingTtlMs: options.pendingTtlMs ?? 60 * MINUTE,
+  };
+
+  const app = Fastify({
+    logger: options.logger === undefined ? false : (options.logger as never),
+    exposeHeadRoutes: false,
+    disableRequestLogging: true,
+    // Blob bodies stream through; Twirp bodies have their own limit.
+    bodyLimit: options.twirpBodyLimitBytes ?? 1024 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    requestIdHeader: false,
+  });
+  const sweep = async () => {
+    const now = clock.now();
+    for (const e of storage.listEntries({ state: 'pending', createdBefore: now - deps.pendingTtlMs + 1 })) {
+      storage.deleteEntry(e.id, now);
+    }
+    await storage.sweep(now);
+  };
+  app.decorate('mock', { storage, tokens, clock, accountKey, sweep });
+  let sweeper: NodeJS.Timeout | undefined;
+  app.addHook('onReady', async () => {
+    sweeper = setInterval(() => {
+      sweep().catch((err: unknown) => app.log.error({ err }, 'sweep failed'));
+    }, MINUTE).unref();
+  });
+  await app.register(requestLogPlugin);
+
+  const twirpOptions = { deps, tokens, bodyLimitBytes: options.twirpBodyLimitBytes ?? 1024 * 1024 };
+  await app.register(twirpPlugin, twirpOptions);
+  if (pathPrefix) await app.register(twirpPlugin, { ...twirpOptions, prefix: pathPrefix });
+  await app.register(blobPlugin, { storage, clock, sas, accountName, containerName });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    if (path.includes('/twirp/') || path.startsWith(SERVICE_PATH.slice(0, -1))) {
+      return sendTwirpError(reply, badRoute(`no handler for path "${path}"`, request));
+    }
+    if (path.includes('/_apis/artifactcache')) {
+      return sendTwirpError(
+        reply,
+        new TwirpError(
+          'bad_route',
+          'the cache service API v1 (_apis/artifactcache) is not supported: set ACTIONS_CACHE_SERVICE_V2=true',
+          { twirp_invalid_route: `${request.method} ${path}` },
+        ),
+      );
+    }
+    return reply
+      .code(404)
+      .type('application/json')
+      .send(JSON.stringify({ code: 'not_found', msg: `no route for ${request.method} ${path}` }));
+  });
+  app.setErrorHandler((error, request, reply) => {
+    request.log.error({ err: error }, 'unhandled error');
+    const status =
+      error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    return reply
+      .code(status)
+      .type('application/json')
+      .send(
+        JSON.stringify({
+          code: status === 500 ? 'internal' : 'bad_request',
+          msg: status === 500 ? 'internal error' : error.message,
+        }),
+      );
+  });
+  app.addHook('onClose', async () => {
+    clearInterval(sweeper);
+    await storage.close();
+  });
+  return app;
+}

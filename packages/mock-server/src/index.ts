@@ -1,0 +1,34 @@
+/** @gha-cache/mock-server — a GitHub Actions Cache service (API v2) + Azure Blob emulator. */
+export { type AppOptions, buildApp } from './app.js';
+export {
+  createTokenAuthority,
+  type MintTokenOptions,
+  Permission,
+  parseScopeSpec,
+  type TokenAuthority,
+  type TokenIdentity,
+  type TokenScope,
+} from './auth/tokens.js';
+export { type Clock, createManualClock, type ManualClock, systemClock } from './clock.js';
+export { AzureError, TWIRP_STATUS, type TwirpCode, TwirpError } from './errors.js';
+export { type RequestAudit, redactUrl } from './request-log.js';
+export {
+  loadSecrets,
+  type MockServer,
+  type MockServerEnv,
+  type MockServerOptions,
+  startMockServer,
+} from './server.js';
+export { createFsStorage } from './storage/fs.js';
+export { createMemoryStorage } from './storage/memory.js';
+export type {
+  BlobProperties,
+  BlockListItem,
+  ByteRange,
+  CacheEntry,
+  CacheStorage,
+  EntryFilter,
+  EntryIdentity,
+  EntryState,
+} from './storage/types.js';
+export { StorageError } from './storage/types.js';

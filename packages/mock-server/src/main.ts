@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+/**
+ * `gha-cache-mock`: the CLI entry point. The only place that reads argv and the environment.
+ *   gha-cache-mock serve [--port 8787] [--data-dir DIR] …   start the server, print `export …` lines
+ *   gha-cache-mock token --scope refs/heads/main:rw …        print a runtime token
+ */
+import { writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
+import { loadSecrets, startMockServer } from './server.js';
+
+function defaultDataDir(): string {
+  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'gha-cache-mock');
+}
+
+const collectScope = (value: string, previous: TokenScope[] = []): TokenScope[] => {
+  try {
+    return [...previous, parseScopeSpec(value)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
+function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`invalid duration "${value}" (e.g. 90s, 10m, 6h)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`invalid port "${value}"`);
+  return n;
+}
+
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+async function secretsFor(opts: { tokenSecret?: string; dataDir?: string; storage?: string }) {
+  const dataDir = opts.dataDir ?? defaultDataDir();
+  const fromDisk = opts.storage === 'memory' && !opts.dataDir ? undefined : await loadSecrets(dataDir);
+  return {
+    dataDir,
+    tokenSecret:
+      opts.tokenSecret !== undefined ? Buffer.from(opts.tokenSecret, 'utf8') : fromDisk?.tokenSecret,
+    accountKey: fromDisk?.accountKey,
+  };
+}
+
+const program = new Command('gha-cache-mock')
+  .description('GitHub Actions Cache service (API v2) and Azure Blob emulator for offline tests')
+  .showHelpAfterError();
+
+program
+  .command('serve', { isDefault: true })
+  .description('start the server and print the export lines cache clients need')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on (0 = any free port)', parsePort, 8787)
+  .option('--data-dir <dir>', `where entries, blobs and secrets live (default: ${defaultDataDir()})`)
+  .addOption(new Option('--storage <kind>', 'storage backend').choices(['fs', 'memory']).default('fs'))
+  .option(
+    '--token-secret <secret>',
+    'HS256 secret for runtime tokens (default: generated, kept in the data dir)',
+  )
+  .option('--insecure-tokens', 'accept tokens not signed by this server (signature not checked)', false)
+  .option('--public-url <url>', 'base URL used in signed blob URLs (default: the Host each request came to)')
+  .option('--path-prefix <prefix>', 'also serve the Twirp API under this path prefix')
+  .option(
+    '--scope <ref:perm>',
+    'scope of the printed token, repeatable (default refs/heads/main:rw)',
+    collectScope,
+  )
+  .option('--token-ttl <duration>', 'lifetime of the printed token', parseDuration, 6 * 3_600_000)
+  .option('--upload-url-ttl <duration>', 'lifetime of signed upload URLs', parseDuration, 60 * 60_000)
+  .option('--download-url-ttl <duration>', 'lifetime of signed download URLs', parseDuration, 10 * 60_000)
+  .option(
+    '--pending-ttl <duration>',
+    'time before an unfinalized reservation expires',
+    parseDuration,
+    60 * 60_000,
+  )
+  .option('--env-file <file>', 'also write the export lines to this file once ready')
+  .addOption(
+    new Option('--log-level <level>', 'request log level (logs go to stderr)')
+      .choices(['info', 'warn', 'error', 'silent'])
+      .default('info'),
+  )
+  .action(async (opts) => {
+    const { dataDir, tokenSecret, accountKey } = await secretsFor(opts);
+    const mock = await startMockServer({
+      host: opts.host,
+      port: opts.port,
+      storage: opts.storage,
+      ...(opts.storage === 'fs' ? { dataDir: resolve(dataDir) } : {}),
+      ...(tokenSecret ? { tokenSecret } : {}),
+      ...(accountKey ? { accountKey } : {}),
+      insecureTokens: opts.insecureTokens,
+      ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+      ...(opts.pathPrefix ? { pathPrefix: opts.pathPrefix } : {}),
+      ...(opts.scope ? { scopes: opts.scope } : {}),
+      uploadUrlTtlMs: opts.uploadUrlTtl,
+      downloadUrlTtlMs: opts.downloadUrlTtl,
+      pendingTtlMs: opts.pendingTtl,
+      logger: { level: opts.logLevel, stream: process.stderr } as never,
+    });
+    const token = mock.mintToken(opts.scope, { ttlMs: opts.tokenTtl });
+    const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
+    const lines = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (opts.envFile) await writeFile(opts.envFile, `${lines.join('\n')}\n`);
+    process.stderr.write(
+      `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''})\n`,
+    );
+    let closing = false;
+    const shutdown = (signal: string) => {
+      if (closing) return;
+      closing = true;
+      process.stderr.write(`gha-cache-mock: ${signal}, closing\n`);
+      mock.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`gha-cache-mock: close failed: ${String(err)}\n`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program
+  .command('token')
+  .description("print a runtime token signed with the server's secret")
+  .option('--scope <ref:perm>', 'scope, repeatable, in order (default refs/heads/main:rw)', collectScope)
+  .option('--ttl <duration>', 'lifetime', parseDuration, 6 * 3_600_000)
+  .option('--repository-id <id>', 'repository_id claim', '1')
+  .option('--data-dir <dir>', 'data dir whose secret signs the token')
+  .option('--token-secret <secret>', 'HS256 secret (overrides the data dir)')
+  .action(async (opts) => {
+    const { tokenSecret } = await secretsFor(opts);
+    const tokens = createTokenAuthority({ secret: tokenSecret! });
+    process.stdout.write(
+      `${tokens.mint({ ...(opts.scope ? { scopes: opts.scope } : {}), ttlMs: opts.ttl, repositoryId: opts.repositoryId })}\n`,
+    );
+  });
+
+// `pnpm start -- --port N` passes a literal `--` through; no command takes operands, so drop it.
+const argv = process.argv.slice(2).filter((arg) => arg !== '--');
+
+program.parseAsync(argv, { from: 'user' }).catch((err: unknown) => {
+  process.stderr.write(`gha-cache-mock: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { type AppOptions, buildApp } from './app.js';
+import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
+import { createFsStorage } from './storage/fs.js';
+import { createMemoryStorage } from './storage/memory.js';
+import type { CacheStorage } from './storage/types.js';
+
+export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
+  /** Default `127.0.0.1`. */
+  readonly host?: string;
+  /** Default 0 (any free port). */
+  readonly port?: number;
+  /** `memory`, `fs` (needs `dataDir`), or a storage instance. Default: `fs` when `dataDir` is set, else `memory`. */
+  readonly storage?: 'memory' | 'fs' | CacheStorage;
+  /** Data directory: SQLite metadata, blob files, and the token secret and account key (`secrets.json`). */
+  readonly dataDir?: string;
+  /** Scopes of the token in `token` and `env`. Default `refs/heads/main` read+write. */
+  readonly scopes?: readonly TokenScope[];
+}
+
+export interface MockServerEnv {
+  ACTIONS_RESULTS_URL: string;
+  ACTIONS_CACHE_URL: string;
+  ACTIONS_CACHE_SERVICE_V2: string;
+  ACTIONS_RUNTIME_TOKEN: string;
+}
+
+export interface MockServer {
+  /** Origin the server listens on, e.g. `http://127.0.0.1:41234` (no trailing slash). */
+  readonly url: string;
+  /** A runtime token with the configured scopes. */
+  readonly token: string;
+  /** The variables a cache client needs, ready for `process.env` or a child's `env`. */
+  readonly env: MockServerEnv;
+  readonly storage: CacheStorage;
+  readonly app: FastifyInstance;
+  /** Mints another runtime token, e.g. `mintToken([{ scope: 'refs/heads/main', permission: 1 }])`. */
+  mintToken(scopes?: readonly TokenScope[], options?: Omit<MintTokenOptions, 'scopes'>): string;
+  close(): Promise<void>;
+}
+
+interface Secrets {
+  tokenSecret: Buffer;
+  accountKey: Buffer;
+}
+
+/** Loads `<dataDir>/secrets.json`, creating it (mode 0600) with fresh random keys the first time. */
+export async function loadSecrets(dataDir: string): Promise<Secrets> {
+  const file = join(dataDir, 'secrets.json');
+  try {
+    const json = JSON.parse(await readFile(file, 'utf8')) as { tokenSecret: string; accountKey: string };
+    return {
+      tokenSecret: Buffer.from(json.tokenSecret, 'base64'),
+      accountKey: Buffer.from(json.accountKey, 'base64'),
+    };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const secrets = { tokenSecret: randomBytes(32), accountKey: randomBytes(64) };
+  await mkdir(dataDir, { recursive: true });
+  const body = JSON.stringify({
+    tokenSecret: secrets.tokenSecret.toString('base64'),
+    accountKey: secrets.accountKey.toString('base64'),
+  });
+  await writeFile(file, `${body}\n`, { mode: 0o600, flag: 'wx' }).catch(
+    async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST') return; // another process won the race; read theirs below
+      throw err;
+    },
+  );
+  return loadSecrets(dataDir);
+}
+
+function openStorage(options: MockServerOptions): CacheStorage {
+  const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
+  if (typeof kind !== 'string') return kind;
+  if (kind === 'memory') return createMemoryStorage();
+  if (!options.dataDir) throw new Error('storage "fs" needs a dataDir');
+  return createFsStorage({ dataDir: options.dataDir });
+}
+
+/** Starts the mock on a real socket, for test suites: `const mock = await startMockServer(); … await mock.close()`. */
+export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
+  const { host = '127.0.0.1', port = 0, dataDir, scopes } = options;
+  const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
+  const storage = openStorage(options);
+  const app = await buildApp({
+    ...options,
+    storage,
+    tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
+    accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
+  });
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('server is not listening on TCP');
+  const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const displayHost = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : hostPart;
+  const url = `http://${displayHost}:${address.port}`;
+  const mintToken: MockServer['mintToken'] = (s = scopes, opts = {}) =>
+    app.mock.tokens.mint({ ...opts, ...(s ? { scopes: s } : {}), now: opts.now ?? app.mock.clock.now() });
+  const token = mintToken();
+  return {
+    url,
+    token,
+    env: {
+      ACTIONS_RESULTS_URL: `${url}/`,
+      ACTIONS_CACHE_URL: `${url}/`,
+      ACTIONS_CACHE_SERVICE_V2: 'true',
+      ACTIONS_RUNTIME_TOKEN: token,
+    },
+    storage,
+    app,
+    mintToken,
+    close: () => app.close(),
+  };
+}

@@ -1,0 +1,255 @@
+import type { TokenIdentity, TokenScope } from '../auth/tokens.js';
+import type { SasSigner } from '../blob/sas.js';
+import type { Clock } from '../clock.js';
+import { TwirpError } from '../errors.js';
+import type { CacheEntry, CacheStorage, EntryIdentity } from '../storage/types.js';
+
+/** Everything the RPCs need; no Fastify types. */
+export interface CacheServiceDeps {
+  readonly storage: CacheStorage;
+  readonly clock: Clock;
+  readonly sas: SasSigner;
+  /** Base URL that signed blob URLs start with. */
+  readonly publicUrl: string;
+  readonly containerName: string;
+  readonly uploadUrlTtlMs: number;
+  readonly downloadUrlTtlMs: number;
+  /** A reservation not finalized within this time is dropped and frees its key. */
+  readonly pendingTtlMs: number;
+}
+
+/** Facts for the request log line. */
+export interface RpcAudit {
+  key?: string;
+  match?: string;
+  scope?: string;
+  entryId?: number;
+}
+
+export interface CreateRequest {
+  readonly key: string;
+  readonly version: string;
+}
+export interface CreateResponse {
+  ok: boolean;
+  signedUploadUrl: string;
+  message: string;
+}
+export interface FinalizeRequest {
+  readonly key: string;
+  readonly version: string;
+  readonly sizeBytes: bigint;
+}
+export interface FinalizeResponse {
+  ok: boolean;
+  entryId: bigint;
+  message: string;
+}
+export interface GetRequest {
+  readonly key: string;
+  readonly restoreKeys: readonly string[];
+  readonly version: string;
+}
+export interface GetResponse {
+  ok: boolean;
+  signedDownloadUrl: string;
+  matchedKey: string;
+}
+
+export const WRITE_DENIED = 'cache write denied: token has no writable scopes';
+export const READ_DENIED = 'cache read denied: token has no readable scopes';
+const MAX_KEY_LENGTH = 512;
+const MAX_KEYS = 10;
+
+const writeScope = (id: TokenIdentity): TokenScope | undefined =>
+  id.scopes.find((s) => (s.permission & 2) !== 0);
+const readScopes = (id: TokenIdentity): TokenScope[] => id.scopes.filter((s) => (s.permission & 1) !== 0);
+
+function checkKey(key: string, field = 'key'): void {
+  if (key === '') throw new TwirpError('invalid_argument', `${field} must not be empty`, { argument: field });
+  if (key.length > MAX_KEY_LENGTH) {
+    throw new TwirpError('invalid_argument', `${field} cannot be longer than ${MAX_KEY_LENGTH} characters`, {
+      argument: field,
+    });
+  }
+  if (key.includes(','))
+    throw new TwirpError('invalid_argument', `${field} cannot contain commas`, { argument: field });
+}
+
+function checkVersion(version: string): void {
+  if (version === '')
+    throw new TwirpError('invalid_argument', 'version must not be empty', { argument: 'version' });
+  if (version.length > MAX_KEY_LENGTH) {
+    throw new TwirpError('invalid_argument', `version cannot be longer than ${MAX_KEY_LENGTH} characters`, {
+      argument: 'version',
+    });
+  }
+}
+
+/** Drops a reservation that outlived `pendingTtlMs`; returns whether the entry is still there. */
+function isLive(deps: CacheServiceDeps, entry: CacheEntry, now: number): boolean {
+  if (entry.state === 'pending' && entry.createdAt + deps.pendingTtlMs <= now) {
+    deps.storage.deleteEntry(entry.id, now);
+    return false;
+  }
+  return true;
+}
+
+/** Reserves (scope, key, version) and returns a signed upload URL. */
+export function createCacheEntry(
+  deps: CacheServiceDeps,
+  identity: TokenIdentity,
+  req: CreateRequest,
+  audit: RpcAudit = {},
+): CreateResponse {
+  audit.key = req.key;
+  const scope = writeScope(identity);
+  if (!scope) return { ok: false, signedUploadUrl: '', message: WRITE_DENIED };
+  audit.scope = scope.scope;
+  checkKey(req.key);
+  checkVersion(req.version);
+  const now = deps.clock.now();
+  const id: EntryIdentity = {
+    repositoryId: identity.repositoryId,
+    scope: scope.scope,
+    key: req.key,
+    version: req.version,
+  };
+  const existing = deps.storage.findEntry(id);
+  if (existing && isLive(deps, existing, now)) {
+    throw new TwirpError(
+      'already_exists',
+      'cache entry with the same key, version, and scope already exists',
+    );
+  }
+  const entry = deps.storage.reserveEntry(id, now);
+  if (!entry)
+    throw new TwirpError(
+      'already_exists',
+      'cache entry with the same key, version, and scope already exists',
+    );
+  audit.entryId = entry.id;
+  const url = deps.sas.signBlobUrl(
+    deps.publicUrl,
+    deps.containerName,
+    entry.blobId,
+    'cw',
+    now + deps.uploadUrlTtlMs,
+    now,
+  );
+  return { ok: true, signedUploadUrl: url, message: '' };
+}
+
+/** Commits an uploaded entry once its blob holds exactly `size_bytes`. */
+export function finalizeCacheEntryUpload(
+  deps: CacheServiceDeps,
+  identity: TokenIdentity,
+  req: FinalizeRequest,
+  audit: RpcAudit = {},
+): FinalizeResponse {
+  audit.key = req.key;
+  const scope = writeScope(identity);
+  if (!scope) return { ok: false, entryId: 0n, message: WRITE_DENIED };
+  audit.scope = scope.scope;
+  checkKey(req.key);
+  checkVersion(req.version);
+  if (req.sizeBytes < 0n) {
+    throw new TwirpError('invalid_argument', 'size_bytes must not be negative', { argument: 'size_bytes' });
+  }
+  const now = deps.clock.now();
+  const entry = deps.storage.findEntry({
+    repositoryId: identity.repositoryId,
+    scope: scope.scope,
+    key: req.key,
+    version: req.version,
+  });
+  if (!entry || !isLive(deps, entry, now)) throw new TwirpError('not_found', 'cache entry not found');
+  audit.entryId = entry.id;
+  if (entry.state === 'committed') {
+    if (BigInt(entry.sizeBytes) === req.sizeBytes)
+      return { ok: true, entryId: BigInt(entry.id), message: '' };
+    throw new TwirpError(
+      'already_exists',
+      'cache entry with the same key, version, and scope already exists',
+    );
+  }
+  const blob = deps.storage.getBlobProperties(entry.blobId);
+  if (!blob || BigInt(blob.size) !== req.sizeBytes) {
+    // The reservation goes, so the client can create the key again.
+    deps.storage.deleteEntry(entry.id, now);
+    const message = blob
+      ? `uploaded size ${blob.size} does not match size_bytes ${req.sizeBytes}`
+      : `nothing was uploaded for this entry (size_bytes ${req.sizeBytes})`;
+    return { ok: false, entryId: 0n, message };
+  }
+  const committed = deps.storage.commitEntry(entry.id, blob.size, now);
+  return { ok: true, entryId: BigInt(committed.id), message: '' };
+}
+
+type MatchKind = 'exact' | 'prefix' | 'restore-exact' | 'restore-prefix';
+
+/** Looks an entry up (key exact, key prefix, then each restore key exact then prefix; scope by scope). */
+export function getCacheEntryDownloadUrl(
+  deps: CacheServiceDeps,
+  identity: TokenIdentity,
+  req: GetRequest,
+  audit: RpcAudit = {},
+): GetResponse {
+  audit.key = req.key;
+  const scopes = readScopes(identity);
+  if (scopes.length === 0) throw new TwirpError('permission_denied', READ_DENIED);
+  checkKey(req.key);
+  req.restoreKeys.forEach((k) => checkKey(k, 'restore_keys'));
+  if (new Set([req.key, ...req.restoreKeys]).size > MAX_KEYS) {
+    throw new TwirpError('invalid_argument', `keys are limited to a maximum of ${MAX_KEYS}`, {
+      argument: 'restore_keys',
+    });
+  }
+  checkVersion(req.version);
+  const now = deps.clock.now();
+  const { storage } = deps;
+  const { repositoryId } = identity;
+
+  // Each step finds a committed entry; one whose bytes are gone is dropped and the step runs again.
+  const withBlob = (find: () => CacheEntry | undefined): CacheEntry | undefined => {
+    for (let e = find(); e; e = find()) {
+      if (storage.getBlobProperties(e.blobId)?.size === e.sizeBytes) return e;
+      storage.deleteEntry(e.id, now);
+    }
+    return undefined;
+  };
+
+  for (const { scope } of scopes) {
+    const steps: [MatchKind, () => CacheEntry | undefined][] = [
+      ['exact', () => storage.findCommittedExact(repositoryId, scope, req.version, req.key)],
+      ['prefix', () => storage.findCommittedByPrefix(repositoryId, scope, req.version, req.key)],
+    ];
+    for (const r of req.restoreKeys) {
+      steps.push(
+        ['restore-exact', () => storage.findCommittedExact(repositoryId, scope, req.version, r)],
+        ['restore-prefix', () => storage.findCommittedByPrefix(repositoryId, scope, req.version, r)],
+      );
+    }
+    for (const [kind, find] of steps) {
+      const entry = withBlob(find);
+      if (!entry) continue;
+      const expiresAt = now + deps.downloadUrlTtlMs;
+      storage.touchEntry(entry.id, now, expiresAt);
+      Object.assign(audit, { match: kind, scope, entryId: entry.id });
+      return {
+        ok: true,
+        signedDownloadUrl: deps.sas.signBlobUrl(
+          deps.publicUrl,
+          deps.containerName,
+          entry.blobId,
+          'r',
+          expiresAt,
+          now,
+        ),
+        matchedKey: entry.key,
+      };
+    }
+  }
+  audit.match = 'miss';
+  return { ok: false, signedDownloadUrl: '', matchedKey: '' };
+}

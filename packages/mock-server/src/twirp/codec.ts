@@ -1,0 +1,61 @@
+import {
+  type DescMessage,
+  fromBinary,
+  fromJson,
+  type JsonValue,
+  type MessageShape,
+  toBinary,
+  toJson,
+} from '@bufbuild/protobuf';
+import { TwirpError } from '../errors.js';
+
+export type Encoding = 'json' | 'protobuf';
+
+export const CONTENT_TYPES: Record<Encoding, string> = {
+  json: 'application/json',
+  protobuf: 'application/protobuf',
+};
+
+/** `application/json; charset=utf-8` → `json`; anything else → undefined. */
+export function encodingOf(contentType: string | undefined): Encoding | undefined {
+  const base = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (base === CONTENT_TYPES.json) return 'json';
+  if (base === CONTENT_TYPES.protobuf) return 'protobuf';
+  return undefined;
+}
+
+/**
+ * Decodes a request as the Twirp Go runtime's protojson/proto do: proto and JSON field names,
+ * int64 as number or string, null = default, unknown fields and `metadata` ignored.
+ */
+export function decodeRequest<Desc extends DescMessage>(
+  schema: Desc,
+  body: Buffer,
+  encoding: Encoding,
+): MessageShape<Desc> {
+  try {
+    if (encoding === 'protobuf') return fromBinary(schema, body);
+    const json: unknown = JSON.parse(body.toString('utf8'));
+    if (typeof json !== 'object' || json === null || Array.isArray(json))
+      throw new Error('not a JSON object');
+    const { metadata: _ignored, ...rest } = json as Record<string, JsonValue>;
+    return fromJson(schema, rest, { ignoreUnknownFields: true });
+  } catch (cause) {
+    const err = new TwirpError('malformed', `the ${encoding} request could not be decoded`, {
+      cause: cause instanceof Error ? cause.message : String(cause),
+    });
+    throw err;
+  }
+}
+
+/** JSON: snake_case proto names, defaults included, int64 as strings. Protobuf: proto3 binary. */
+export function encodeResponse<Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+  encoding: Encoding,
+): Buffer {
+  if (encoding === 'protobuf') return Buffer.from(toBinary(schema, message));
+  return Buffer.from(
+    JSON.stringify(toJson(schema, message, { useProtoFieldName: true, alwaysEmitImplicit: true })),
+  );
+}
