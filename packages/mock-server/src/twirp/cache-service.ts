@@ -199,7 +199,7 @@ export function getCacheEntryDownloadUrl(
   const scopes = readScopes(identity);
   if (scopes.length === 0) throw new TwirpError('permission_denied', READ_DENIED);
   checkKey(req.key);
-  req.restoreKeys.forEach((k) => checkKey(k, 'restore_keys'));
+  for (const k of req.restoreKeys) checkKey(k, 'restore_keys');
   if (new Set([req.key, ...req.restoreKeys]).size > MAX_KEYS) {
     throw new TwirpError('invalid_argument', `keys are limited to a maximum of ${MAX_KEYS}`, {
       argument: 'restore_keys',
