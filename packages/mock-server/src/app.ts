@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type PinoLoggerOptions } from 'fastify';
 import { createTokenAuthority, type TokenAuthority } from './auth/tokens.js';
 import { blobPlugin } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
@@ -40,8 +40,14 @@ export interface AppOptions {
   readonly defaultRepositoryId?: string;
   /** Largest Twirp request body. Default 1 MiB. */
   readonly twirpBodyLimitBytes?: number;
-  /** A pino logger, `true` for pino to stdout, or `false` (default) for none. */
-  readonly logger?: boolean | FastifyBaseLogger;
+  /**
+   * Request log: `false` (default) for none, `true` for pino on stdout, pino options
+   * (e.g. `{ level: 'info', stream: process.stderr }`), or a logger instance.
+   */
+  readonly logger?:
+    | boolean
+    | FastifyBaseLogger
+    | (PinoLoggerOptions & { stream?: { write(line: string): void } });
 }
 
 declare module 'fastify' {
@@ -52,7 +58,7 @@ declare module 'fastify' {
       tokens: TokenAuthority;
       clock: Clock;
       accountKey: Buffer;
-      /** Drops expired reservations and blobs retained past their last download URL (also runs every minute). */
+      /** Drops expired reservations and blobs retained past their last download URL (also runs on a timer). */
       sweep(): Promise<void>;
     };
   }
@@ -93,8 +99,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     pendingTtlMs: options.pendingTtlMs ?? 60 * MINUTE,
   };
 
+  const { logger = false } = options;
+  const isInstance = typeof logger === 'object' && typeof (logger as FastifyBaseLogger).child === 'function';
   const app = Fastify({
-    logger: options.logger === undefined ? false : (options.logger as never),
+    ...(isInstance ? { loggerInstance: logger as FastifyBaseLogger } : { logger: logger as boolean }),
     exposeHeadRoutes: false,
     disableRequestLogging: true,
     // Blob bodies stream through; Twirp bodies have their own limit.
@@ -113,9 +121,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.decorate('mock', { storage, tokens, clock, accountKey, sweep });
   let sweeper: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
+    const everyMs = Math.min(MINUTE, Math.max(1000, deps.pendingTtlMs / 2));
     sweeper = setInterval(() => {
       sweep().catch((err: unknown) => app.log.error({ err }, 'sweep failed'));
-    }, MINUTE).unref();
+    }, everyMs).unref();
   });
   await app.register(requestLogPlugin);
 

@@ -104,7 +104,7 @@ program
       uploadUrlTtlMs: opts.uploadUrlTtl,
       downloadUrlTtlMs: opts.downloadUrlTtl,
       pendingTtlMs: opts.pendingTtl,
-      logger: { level: opts.logLevel, stream: process.stderr } as never,
+      logger: { level: opts.logLevel, stream: process.stderr },
     });
     const token = mock.mintToken(opts.scope, { ttlMs: opts.tokenTtl });
     const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
