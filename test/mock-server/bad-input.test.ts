@@ -120,7 +120,7 @@ describe('bad input', () => {
       const res = await twirp(mock.url, mock.token, 'CreateCacheEntry', { key, version: VERSION });
       expect(res.json.ok).toBe(true);
       const url = new URL(res.json.signed_upload_url as string);
-      expect(decodeURIComponent(url.pathname)).not.toMatch(/\.\.|passwd|escape|\u0000/);
+      expect(url.pathname).toMatch(/^\/devstoreaccount1\/actions-cache\/[0-9a-f]+$/);
       const put = await blobCall(url, {
         method: 'PUT',
         headers: { 'x-ms-blob-type': 'BlockBlob' },
