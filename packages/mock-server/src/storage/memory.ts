@@ -151,9 +151,11 @@ export function createMemoryStorage(): CacheStorage {
     async sweep(now) {
       let removed = 0;
       for (const [blobId, b] of blobs) {
-        if (b.retainUntil !== undefined && b.retainUntil <= now) {
+        // Retained past their last download URL, or written after their entry was deleted.
+        const expired = b.retainUntil === undefined ? !byBlob.has(blobId) : b.retainUntil <= now;
+        if (expired) {
           blobs.delete(blobId);
-          removed++;
+          if (b.committed) removed++;
         }
       }
       return removed;
