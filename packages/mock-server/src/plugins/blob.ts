@@ -141,6 +141,9 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    // Blob bodies are opaque bytes: their Content-Type never matters, and a malformed one must not
+    // make Fastify answer 415 before our pass-through parser runs.
+    delete request.raw.headers['content-type'];
     const version = header(request, 'x-ms-version');
     reply.header('x-ms-request-id', randomUUID());
     reply.header(
