@@ -1,5 +1,50 @@
 /**
- * @gha-cache/client — a client for the GitHub Actions Cache service API v2.
- * The library lands with its own issue; for now the package exports the generated contract.
+ * @gha-cache/client — a fast, resumable client for the GitHub Actions Cache service API v2 and its
+ * signed-URL blob transfers.
  */
-export * from './gen/results/api/v1/cache_pb.js';
+
+export type { TransferProgress } from './blob/common.js';
+export {
+  type BlobDestination,
+  type DownloadBlobOptions,
+  type DownloadResult,
+  downloadBlob,
+} from './blob/download.js';
+export {
+  type BlobSource,
+  blockId,
+  blockListXml,
+  type UploadBlobOptions,
+  type UploadResult,
+  uploadBlob,
+} from './blob/upload.js';
+export * from './errors.js';
+export { createHttpDispatcher, type HttpDispatcher, type HttpDispatcherOptions } from './http/dispatcher.js';
+export { redactUrl } from './http/redact.js';
+export {
+  backoffDelayMs,
+  createRetryInterceptor,
+  DEFAULT_RETRY_OPTIONS,
+  type ExchangeEvent,
+  parseRetryAfterMs,
+  type RequestHints,
+  type RetryInterceptorOptions,
+  type RetryOptions,
+  type RetryRecord,
+  replayable,
+} from './http/retry.js';
+export {
+  type CacheService,
+  type CreateEntryResult,
+  createCacheService,
+  type DownloadUrlResult,
+} from './twirp/cache-service.js';
+export { parseTwirpError, twirpCodeForStatus } from './twirp/errors.js';
+export {
+  CACHE_SERVICE,
+  createTwirpTransport,
+  type TwirpEncoding,
+  type TwirpTransport,
+  type TwirpTransportOptions,
+  twirpUrl,
+} from './twirp/transport.js';

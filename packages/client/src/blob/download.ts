@@ -1,0 +1,407 @@
+/**
+ * Blob download through a signed (SAS) URL: HEAD for the size, then parallel ranged GETs written at their
+ * offsets (file) or in order (stream). Each range is checked (status, Content-Range, byte count); a range
+ * whose connection drops is resumed by the retry interceptor; a 401/403 (expired SAS) asks `refreshUrl`
+ * for a fresh URL once and carries on. Works with any host that honours `Range`; a host that ignores it
+ * gets one sequential GET.
+ */
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { BlobError, IntegrityError, toCacheError } from '../errors.js';
+import { redactUrl } from '../http/redact.js';
+import { blobErrorFrom, blobRequest, header, linkedAbort, type TransferProgress } from './common.js';
+
+const MiB = 1024 * 1024;
+/** Chunks are coalesced up to this size before a positional file write. */
+const WRITE_COALESCE = MiB;
+
+export type BlobDestination = { path: string } | { stream: Writable };
+
+export interface DownloadBlobOptions {
+  dispatcher: Dispatcher;
+  /** Size of one ranged GET. */
+  rangeSizeBytes: number;
+  /** Ranged GETs in flight (for streams also the number of ranges buffered). */
+  concurrency: number;
+  timeoutMs: number;
+  /**
+   * Called at most once, when the blob store answers 401/403 (an expired SAS): returns a fresh URL for the
+   * same blob, or undefined when the entry is gone.
+   */
+  refreshUrl?: (() => Promise<string | undefined>) | undefined;
+  onProgress?: ((p: TransferProgress) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface DownloadResult {
+  sizeBytes: number;
+  /** Whether the SAS URL had to be refreshed. */
+  refreshed: boolean;
+}
+
+class RangeIgnoredError extends Error {}
+
+class UrlHolder {
+  #url: string;
+  #refreshing: Promise<string> | undefined;
+  refreshed = false;
+  constructor(
+    url: string,
+    readonly refresh: (() => Promise<string | undefined>) | undefined,
+  ) {
+    this.#url = url;
+  }
+  get current(): string {
+    return this.#url;
+  }
+  /** A fresh URL once; undefined when refreshing is impossible or was already done for `stale`. */
+  async renew(stale: string): Promise<string | undefined> {
+    if (this.#url !== stale) return this.#url;
+    if (this.refreshed || !this.refresh) return undefined;
+    this.#refreshing ??= this.refresh().then((u) => {
+      if (u === undefined)
+        throw new BlobError({
+          operation: 'RefreshUrl',
+          url: '',
+          httpStatus: 404,
+          azureCode: 'CacheEntryGone',
+        });
+      this.#url = u;
+      this.refreshed = true;
+      return u;
+    });
+    return this.#refreshing;
+  }
+}
+
+function isAuthFailure(status: number): boolean {
+  return status === 401 || status === 403;
+}
+
+async function head(
+  urls: UrlHolder,
+  options: DownloadBlobOptions,
+  signal: AbortSignal,
+): Promise<{ size: number; etag: string | undefined; acceptsRanges: boolean } | undefined> {
+  for (;;) {
+    const url = urls.current;
+    const res = await blobRequest({
+      operation: 'GetBlobProperties',
+      url: new URL(url),
+      method: 'HEAD',
+      headers: {},
+      dispatcher: options.dispatcher,
+      timeoutMs: options.timeoutMs,
+      signal,
+    });
+    await res.body.dump();
+    if (res.statusCode === 200) {
+      const len = Number(header(res.headers, 'content-length'));
+      if (!Number.isSafeInteger(len) || len < 0) return undefined;
+      return {
+        size: len,
+        etag: header(res.headers, 'etag'),
+        acceptsRanges: header(res.headers, 'accept-ranges') !== 'none',
+      };
+    }
+    if (isAuthFailure(res.statusCode) && (await urls.renew(url)) !== undefined) continue;
+    if (res.statusCode === 404) {
+      throw new BlobError({
+        operation: 'GetBlobProperties',
+        url: redactUrl(url),
+        httpStatus: 404,
+        azureCode: header(res.headers, 'x-ms-error-code') ?? 'BlobNotFound',
+      });
+    }
+    // HEAD not allowed by this host / signature (e.g. a GET-only presigned URL): fall back to one GET.
+    return undefined;
+  }
+}
+
+/**
+ * Fetches bytes [start, end] and hands each chunk to `sink(chunk, offset)`. Returns the byte count.
+ * Throws {@link RangeIgnoredError} when the server answers 200 to a partial range.
+ */
+async function fetchRange(
+  urls: UrlHolder,
+  start: number,
+  end: number,
+  size: number,
+  etag: string | undefined,
+  options: DownloadBlobOptions,
+  signal: AbortSignal,
+  sink: (chunk: Buffer, offset: number) => Promise<void> | void,
+): Promise<void> {
+  for (;;) {
+    const url = urls.current;
+    const target = new URL(url);
+    const headers: Record<string, string> = { range: `bytes=${start}-${end}` };
+    if (etag !== undefined && !etag.startsWith('W/')) headers['if-match'] = etag;
+    const res = await blobRequest({
+      operation: 'GetBlobRange',
+      url: target,
+      method: 'GET',
+      headers,
+      dispatcher: options.dispatcher,
+      timeoutMs: options.timeoutMs,
+      signal,
+    });
+    if (isAuthFailure(res.statusCode)) {
+      await res.body.dump();
+      if ((await urls.renew(url)) !== undefined) continue;
+      throw await blobErrorFrom('GetBlobRange', target, res);
+    }
+    if (res.statusCode === 200) {
+      if (start !== 0 || end !== size - 1) {
+        await res.body.dump().catch(() => undefined);
+        throw new RangeIgnoredError();
+      }
+    } else if (res.statusCode === 206) {
+      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range')?.trim() ?? '');
+      if (!cr || Number(cr[1]) !== start || Number(cr[2]) !== end) {
+        await res.body.dump().catch(() => undefined);
+        throw new IntegrityError(
+          `GetBlobRange: Content-Range "${header(res.headers, 'content-range') ?? ''}" for bytes=${start}-${end}`,
+          end - start + 1,
+          cr ? Number(cr[2]) - Number(cr[1]) + 1 : 0,
+        );
+      }
+    } else {
+      throw await blobErrorFrom('GetBlobRange', target, res);
+    }
+    let offset = start;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      if (offset + chunk.length > end + 1) {
+        throw new IntegrityError(
+          `GetBlobRange: more bytes than asked for bytes=${start}-${end}`,
+          end - start + 1,
+          offset + chunk.length - start,
+        );
+      }
+      await sink(chunk, offset);
+      offset += chunk.length;
+    }
+    if (offset !== end + 1) {
+      throw new IntegrityError(
+        `GetBlobRange: short range bytes=${start}-${end}`,
+        end - start + 1,
+        offset - start,
+      );
+    }
+    return;
+  }
+}
+
+/** Downloads the blob behind the SAS `url` into `destination`; the byte count must equal the blob size. */
+export async function downloadBlob(
+  url: string,
+  destination: BlobDestination,
+  options: DownloadBlobOptions,
+): Promise<DownloadResult> {
+  const abort = linkedAbort(options.signal);
+  const urls = new UrlHolder(url, options.refreshUrl);
+  let transferred = 0;
+  const progress = (n: number, total: number | undefined) => {
+    transferred += n;
+    options.onProgress?.({ phase: 'download', transferredBytes: transferred, totalBytes: total });
+  };
+  try {
+    const props = await head(urls, options, abort.signal);
+    if (props === undefined || !props.acceptsRanges || props.size <= options.rangeSizeBytes) {
+      const size = await sequential(urls, destination, options, abort.signal, props?.size, progress);
+      return { sizeBytes: size, refreshed: urls.refreshed };
+    }
+    try {
+      if ('path' in destination) {
+        await parallelToFile(urls, destination.path, props.size, props.etag, options, abort, progress);
+      } else {
+        await parallelToStream(urls, destination.stream, props.size, props.etag, options, abort, progress);
+      }
+    } catch (err) {
+      if (!(err instanceof RangeIgnoredError) || transferred > 0) throw err;
+      const size = await sequential(urls, destination, options, abort.signal, props.size, progress);
+      return { sizeBytes: size, refreshed: urls.refreshed };
+    }
+    return { sizeBytes: props.size, refreshed: urls.refreshed };
+  } catch (err) {
+    abort.abort(err);
+    throw options.signal?.aborted ? toCacheError(options.signal.reason ?? err) : toCacheError(err);
+  }
+}
+
+/** One plain GET, streamed; used for small blobs and hosts without HEAD or range support. */
+async function sequential(
+  urls: UrlHolder,
+  destination: BlobDestination,
+  options: DownloadBlobOptions,
+  signal: AbortSignal,
+  expected: number | undefined,
+  progress: (n: number, total: number | undefined) => void,
+): Promise<number> {
+  for (;;) {
+    const url = urls.current;
+    const target = new URL(url);
+    const res = await blobRequest({
+      operation: 'GetBlob',
+      url: target,
+      method: 'GET',
+      headers: {},
+      dispatcher: options.dispatcher,
+      timeoutMs: options.timeoutMs,
+      signal,
+    });
+    if (isAuthFailure(res.statusCode)) {
+      await res.body.dump();
+      if ((await urls.renew(url)) !== undefined) continue;
+      throw await blobErrorFrom('GetBlob', target, res);
+    }
+    if (res.statusCode !== 200) throw await blobErrorFrom('GetBlob', target, res);
+    const declared = Number(header(res.headers, 'content-length'));
+    const total = expected ?? (Number.isSafeInteger(declared) ? declared : undefined);
+    let count = 0;
+    if ('path' in destination) {
+      const fh = await open(destination.path, 'w');
+      try {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          await fh.write(chunk);
+          count += chunk.length;
+          progress(chunk.length, total);
+        }
+      } finally {
+        await fh.close();
+      }
+    } else {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        await writeOrdered(destination.stream, chunk);
+        count += chunk.length;
+        progress(chunk.length, total);
+      }
+    }
+    if (total !== undefined && count !== total) {
+      throw new IntegrityError('GetBlob: downloaded size differs from the blob size', total, count);
+    }
+    return count;
+  }
+}
+
+function splitRanges(size: number, rangeSize: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < size; s += rangeSize) out.push([s, Math.min(size, s + rangeSize) - 1]);
+  return out;
+}
+
+async function parallelToFile(
+  urls: UrlHolder,
+  path: string,
+  size: number,
+  etag: string | undefined,
+  options: DownloadBlobOptions,
+  abort: AbortController,
+  progress: (n: number, total: number | undefined) => void,
+): Promise<void> {
+  const ranges = splitRanges(size, options.rangeSizeBytes);
+  const fh = await open(path, 'w');
+  let written = 0;
+  try {
+    await fh.truncate(size);
+    let next = 0;
+    let failure: unknown;
+    const lane = async () => {
+      while (failure === undefined && next < ranges.length) {
+        const [start, end] = ranges[next++]!;
+        let pending: Buffer[] = [];
+        let pendingLen = 0;
+        let pendingAt = start;
+        const flush = async () => {
+          if (pendingLen === 0) return;
+          const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
+          const at = pendingAt;
+          pendingAt += pendingLen;
+          pending = [];
+          pendingLen = 0;
+          let off = 0;
+          while (off < buf.length) {
+            const { bytesWritten } = await fh.write(buf, off, buf.length - off, at + off);
+            off += bytesWritten;
+          }
+          written += buf.length;
+        };
+        try {
+          await fetchRange(urls, start, end, size, etag, options, abort.signal, async (chunk) => {
+            pending.push(chunk);
+            pendingLen += chunk.length;
+            progress(chunk.length, size);
+            if (pendingLen >= WRITE_COALESCE) await flush();
+          });
+          await flush();
+        } catch (err) {
+          if (failure === undefined) {
+            failure = err;
+            abort.abort(err);
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency, ranges.length) }, lane));
+    if (failure !== undefined) throw failure;
+  } finally {
+    await fh.close();
+  }
+  if (written !== size)
+    throw new IntegrityError('download: bytes written differ from the blob size', size, written);
+}
+
+async function writeOrdered(stream: Writable, chunk: Buffer): Promise<void> {
+  if (!stream.write(chunk)) {
+    await Promise.race([
+      once(stream, 'drain'),
+      once(stream, 'close').then(() => {
+        throw new Error('destination stream closed');
+      }),
+    ]);
+  }
+}
+
+async function parallelToStream(
+  urls: UrlHolder,
+  stream: Writable,
+  size: number,
+  etag: string | undefined,
+  options: DownloadBlobOptions,
+  abort: AbortController,
+  progress: (n: number, total: number | undefined) => void,
+): Promise<void> {
+  const ranges = splitRanges(size, options.rangeSizeBytes);
+  const fetchBuffer = async (i: number): Promise<Buffer> => {
+    const [start, end] = ranges[i]!;
+    const buf = Buffer.allocUnsafe(end - start + 1);
+    await fetchRange(urls, start, end, size, etag, options, abort.signal, (chunk, offset) => {
+      chunk.copy(buf, offset - start);
+      progress(chunk.length, size);
+    });
+    return buf;
+  };
+  const window: Promise<Buffer>[] = [];
+  let next = 0;
+  let written = 0;
+  try {
+    for (let i = 0; i < ranges.length; i++) {
+      while (window.length < options.concurrency && next < ranges.length) {
+        const p = fetchBuffer(next++);
+        p.catch(() => undefined); // observed below, in order
+        window.push(p);
+      }
+      const buf = await window.shift()!;
+      await writeOrdered(stream, buf);
+      written += buf.length;
+    }
+  } catch (err) {
+    abort.abort(err);
+    await Promise.allSettled(window);
+    throw err;
+  }
+  if (written !== size)
+    throw new IntegrityError('download: bytes written differ from the blob size', size, written);
+}
