@@ -57,6 +57,21 @@ async function blobCall(url: URL | string, init: RequestInit = {}) {
   };
 }
 
+/** Sends a PUT with exactly this request target, bypassing URL normalisation. */
+function rawPut(target: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(uploadUrl.port), uploadUrl.hostname, () => {
+      sock.write(`PUT ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nx-ms-blob-type: BlockBlob\r\nConnection: close\r\n\r\nx`);
+    });
+    let out = '';
+    sock.on('data', (d) => {
+      out += d.toString();
+    });
+    sock.on('end', () => resolve(out));
+    sock.on('error', reject);
+  });
+}
+
 function expectAzure(res: Awaited<ReturnType<typeof blobCall>>, status: number, code: string) {
   expect(res.status).toBe(status);
   expect(res.code).toBe(code);
@@ -132,12 +147,7 @@ describe('bad input', () => {
 
   it('blob paths with encoded .. or NUL, and tampered paths → Azure errors', async () => {
     const base = `${uploadUrl.origin}${uploadUrl.pathname}`;
-    for (const path of [
-      `${base}/..%2F..%2F..%2Fescape`,
-      `${base}%2F..%2F..%2Fescape`,
-      `${base.replace(/[^/]+$/, '%2E%2E')}`,
-      `${base}%00`,
-    ]) {
+    for (const path of [`${base}/..%2F..%2F..%2Fescape`, `${base}%2F..%2F..%2Fescape`, `${base}%00`]) {
       const res = await blobCall(`${path}${uploadUrl.search}`, {
         method: 'PUT',
         headers: { 'x-ms-blob-type': 'BlockBlob' },
@@ -148,21 +158,12 @@ describe('bad input', () => {
       expect(res.code).toBeTruthy();
       expect(res.requestId).toBeTruthy();
     }
-    // A raw request line with a literal ../ (fetch would normalise it).
-    const raw = await new Promise<string>((resolve, reject) => {
-      const sock = connect(Number(uploadUrl.port), uploadUrl.hostname, () => {
-        sock.write(
-          `PUT /devstoreaccount1/actions-cache/../../../escape${uploadUrl.search} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nx-ms-blob-type: BlockBlob\r\nConnection: close\r\n\r\nx`,
-        );
-      });
-      let out = '';
-      sock.on('data', (d) => {
-        out += d.toString();
-      });
-      sock.on('end', () => resolve(out));
-      sock.on('error', reject);
-    });
-    expect(raw).toMatch(/^HTTP\/1\.1 (4\d\d)/);
+    // Raw request lines: fetch would normalise `../` and `%2E%2E` segments away.
+    for (const path of ['../../../escape', '%2E%2E/%2E%2E/escape', '%2E%2E']) {
+      const raw = await rawPut(`/devstoreaccount1/actions-cache/${path}${uploadUrl.search}`);
+      expect(raw).toMatch(/^HTTP\/1\.1 4\d\d/);
+      expect(raw).toMatch(/x-ms-request-id: \S+/i);
+    }
   });
 
   it('forged and alg:none tokens → 401 unauthenticated, nothing created', async () => {
