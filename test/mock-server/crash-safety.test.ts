@@ -25,7 +25,7 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-const start = () => spawnMock(['--data-dir', dataDir, '--pending-ttl', '4s', '--log-level', 'warn']);
+const start = () => spawnMock(['--data-dir', dataDir, '--pending-ttl', '20s', '--log-level', 'warn']);
 
 async function create(s: MockProcess, key: string): Promise<string> {
   const res = await twirp(s.url, s.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', { key, version: VERSION });
@@ -110,19 +110,33 @@ describe('crash safety', () => {
     expect(await restore(server, 'B')).toEqual(Buffer.concat(blocks));
     expect(await restore(server, 'C')).toBeUndefined();
     expect(await restore(server, 'D')).toBeUndefined();
+    // The interrupted reservations survive the restart and still block their keys until they expire.
+    const busy = await twirp(server.url, server.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', {
+      key: 'C',
+      version: VERSION,
+    });
+    expect(busy.status).toBe(409);
     // Start-up removed the half-written files.
     expect(await readdir(join(dataDir, 'tmp')).catch(() => [])).toEqual([]);
   });
 
   it('cleans up the interrupted upload when its reservation expires and lets its key be saved again', async () => {
     const s = server!;
-    const busy = await twirp(s.url, s.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', {
-      key: 'C',
-      version: VERSION,
-    });
-    expect(busy.status).toBe(409);
-    await new Promise((r) => setTimeout(r, 4_500)); // the reservation's TTL, set to 4 s for this test
-    const again = new BlockBlobClient(await create(s, 'C'));
+    // Poll until the reservation's TTL (20 s for this test) has passed and the key is free again.
+    let created: Awaited<ReturnType<typeof twirp>> | undefined;
+    for (
+      const deadline = Date.now() + 40_000;
+      Date.now() < deadline;
+      await new Promise((r) => setTimeout(r, 500))
+    ) {
+      created = await twirp(s.url, s.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', {
+        key: 'C',
+        version: VERSION,
+      });
+      if (created.status !== 409) break;
+    }
+    expect(created?.json.ok, JSON.stringify(created?.json)).toBe(true);
+    const again = new BlockBlobClient(created!.json.signed_upload_url as string);
     expect(await readdir(join(dataDir, 'staging')).catch(() => [])).toEqual([]);
     const data = randomBytes(2 << 20);
     await again.uploadData(data, { blockSize: 1 << 20, maxSingleShotSize: 1 << 20 });
