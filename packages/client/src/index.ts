@@ -3,6 +3,15 @@
  * signed-URL blob transfers.
  */
 
+export { archiveFileName, detectCompression } from './archive/compression.js';
+export { type ResolvePathsOptions, resolvePaths } from './archive/paths.js';
+export { createArchive, extractArchive, type TarOptions } from './archive/tar.js';
+export {
+  type CacheVersionOptions,
+  type CompressionMethod,
+  cacheVersion,
+  RAW_BLOB_VERSION,
+} from './archive/version.js';
 export type { TransferProgress } from './blob/common.js';
 export {
   type BlobDestination,
@@ -18,6 +27,18 @@ export {
   type UploadResult,
   uploadBlob,
 } from './blob/upload.js';
+export {
+  type ArchiveOptions,
+  type BlobOptions,
+  type CacheClient,
+  createCacheClient,
+  type GetBlobOptions,
+  type LookupOptions,
+  type LookupResult,
+  type RestoreOptions,
+  type RestoreResult,
+  type SaveResult,
+} from './cache-client.js';
 export * from './errors.js';
 export { createHttpDispatcher, type HttpDispatcher, type HttpDispatcherOptions } from './http/dispatcher.js';
 export { redactUrl } from './http/redact.js';
@@ -33,6 +54,18 @@ export {
   type RetryRecord,
   replayable,
 } from './http/retry.js';
+export { checkKey, checkKeys, isExactKeyMatch } from './keys.js';
+export {
+  type CacheClientOptions,
+  type CacheMode,
+  CLIENT_VERSION,
+  DEFAULTS,
+  type EnvOptions,
+  fromEnv,
+  type Logger,
+  type ResolvedCacheClientOptions,
+  validateCacheClientOptions,
+} from './options.js';
 export {
   type CacheService,
   type CreateEntryResult,
