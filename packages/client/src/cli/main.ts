@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+/** `gha-cache` entry point: the only place that reads argv and the environment. */
+import { runCli } from './program.js';
+
+const controller = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => controller.abort(new Error(`interrupted by ${sig}`)));
+}
+
+const code = await runCli(
+  process.argv.slice(2),
+  process.env,
+  {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  },
+  controller.signal,
+);
+// Let stdout drain (e.g. `get - | consumer`) before exiting.
+process.exitCode = code;

@@ -1,0 +1,177 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CLIENT_VERSION } from '../options.js';
+import { type CliIo, CommandContext, type GlobalOptions } from './context.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { parseSize } from './format.js';
+import { getCommand } from './get.js';
+import { lookupCommand } from './lookup.js';
+import { putCommand } from './put.js';
+import { restoreCommand } from './restore.js';
+import { saveCommand } from './save.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0');
+  return n;
+}
+
+function size(value: string): number {
+  try {
+    return parseSize(value);
+  } catch {
+    throw new InvalidArgumentError('expected a size such as 64M, 1G or 1048576');
+  }
+}
+
+const EXIT_HELP = `
+Exit codes:
+  0  hit / saved / already exists / restore miss without --fail-on-miss
+  1  cache miss (get, lookup, restore --fail-on-miss)
+  2  usage error (bad arguments, invalid key or paths, no URL or token)
+  3  service error (Twirp, blob store, network, tar; read/write denied)
+  4  rate limited (429 beyond --max-retry-wait or after all attempts)
+  130 interrupted
+
+Environment: ACTIONS_RESULTS_URL, ACTIONS_RUNTIME_TOKEN (overridden by --url/--token),
+ACTIONS_CACHE_MODE (none|read|write|write-only), GITHUB_WORKSPACE (archive root), RUNNER_TEMP.`;
+
+/** Runs the CLI; returns the exit code. `env` and `argv` are passed in by `main.ts`. */
+export async function runCli(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+  io: CliIo,
+  signal: AbortSignal,
+): Promise<number> {
+  let code: number = EXIT.OK;
+  const program = new Command('gha-cache')
+    .description('Fast, resumable client for the GitHub Actions cache (service API v2)')
+    .version(CLIENT_VERSION)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_HELP);
+
+  const withGlobals = (cmd: Command) =>
+    cmd
+      .option('--url <url>', 'cache service URL (default: $ACTIONS_RESULTS_URL)')
+      .option('--token <token>', 'runtime token (default: $ACTIONS_RUNTIME_TOKEN)')
+      .option('--json', 'print the result as one JSON object')
+      .option('--trace <file>', 'write one NDJSON line per HTTP exchange to <file>')
+      .addOption(
+        new Option('--encoding <encoding>', 'Twirp encoding').choices(['json', 'protobuf']).default('json'),
+      )
+      .option('--timeout <ms>', 'idle timeout per attempt (default 60000)', positiveInt)
+      .option('--concurrency <n>', 'parallel block uploads / ranged downloads (default 8)', positiveInt)
+      .option('--block-size <size>', 'upload block size (default 64M)', size)
+      .option('--range-size <size>', 'download range size (default 16M)', size)
+      .option('--attempts <n>', 'attempts per HTTP request (default 5)', positiveInt)
+      .option(
+        '--max-retry-wait <seconds>',
+        'longest Retry-After of a 429 to wait out (default 60)',
+        nonNegative,
+      )
+      .option('-q, --quiet', 'no progress or messages on stderr')
+      .option('--no-progress', 'no progress output');
+
+  const run =
+    <A extends unknown[]>(name: string, fn: (ctx: CommandContext, ...args: A) => Promise<number>) =>
+    async (...args: unknown[]) => {
+      const cmd = args.at(-1) as Command;
+      const opts = cmd.opts() as GlobalOptions;
+      const ctx = new CommandContext(name, env, io, opts, signal);
+      try {
+        code = await fn(ctx, ...(args.slice(0, -1) as A));
+      } catch (err) {
+        ctx.error(err);
+        code = exitCodeFor(signal.aborted ? signal.reason : err);
+        if (signal.aborted) code = EXIT.INTERRUPTED;
+      } finally {
+        await ctx.close();
+      }
+    };
+
+  withGlobals(
+    program
+      .command('save')
+      .description('archive paths like actions/cache and save them under a key')
+      .requiredOption('-p, --path <path>', 'path or glob pattern to cache (repeatable)', collect)
+      .requiredOption('-k, --key <key>', 'cache key')
+      .option('--enable-cross-os-archive', 'do not mark archives made on Windows as Windows-only'),
+  ).action(run('save', (ctx, o: Parameters<typeof saveCommand>[1]) => saveCommand(ctx, o)));
+
+  withGlobals(
+    program
+      .command('restore')
+      .description('restore paths saved by save or by actions/cache')
+      .requiredOption('-p, --path <path>', 'path or glob pattern (as when saving; repeatable)', collect)
+      .requiredOption('-k, --key <key>', 'primary key')
+      .option('-r, --restore-key <key>', 'fallback key prefix, tried in order (repeatable)', collect)
+      .option('--lookup-only', 'check for an entry without downloading it')
+      .option('--fail-on-miss', 'exit 1 when no entry matches')
+      .option('--enable-cross-os-archive', 'restore archives made on another OS'),
+  ).action(run('restore', (ctx, o: Parameters<typeof restoreCommand>[1]) => restoreCommand(ctx, o)));
+
+  withGlobals(
+    program
+      .command('put')
+      .description('store a raw blob (a file, or - for stdin) under a key')
+      .argument('<key>', 'cache key')
+      .argument('<file>', 'file to upload, or - for stdin')
+      .option('--version <version>', 'entry version (default: the gha-cache raw-blob version)'),
+  ).action(
+    run('put', (ctx, key: string, file: string, o: Parameters<typeof putCommand>[3]) =>
+      putCommand(ctx, key, file, o),
+    ),
+  );
+
+  withGlobals(
+    program
+      .command('get')
+      .description('fetch a raw blob into a file, or - for stdout')
+      .argument('<key>', 'cache key')
+      .argument('<file>', 'destination file, or - for stdout')
+      .option('-r, --restore-key <key>', 'fallback key prefix (repeatable)', collect)
+      .option('--version <version>', 'entry version (default: the gha-cache raw-blob version)'),
+  ).action(
+    run('get', (ctx, key: string, file: string, o: Parameters<typeof getCommand>[3]) =>
+      getCommand(ctx, key, file, o),
+    ),
+  );
+
+  withGlobals(
+    program
+      .command('lookup')
+      .description('look an entry up without downloading it; prints the matched key')
+      .argument('<key>', 'cache key')
+      .option('-r, --restore-key <key>', 'fallback key prefix (repeatable)', collect)
+      .option('--version <version>', 'entry version')
+      .option('-p, --path <path>', 'archive paths: look up the entry save would make (repeatable)', collect)
+      .option('--enable-cross-os-archive', 'as for save/restore'),
+  ).action(
+    run('lookup', (ctx, key: string, o: Parameters<typeof lookupCommand>[2]) => lookupCommand(ctx, key, o)),
+  );
+
+  // commander's own --version would shadow the put/get --version option; keep it on the root only.
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0
+        ? EXIT.OK
+        : EXIT.USAGE;
+    }
+    throw err;
+  }
+  return code;
+}
