@@ -178,6 +178,8 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
+    // 64 MiB of page cache at most (allocated as used): 100,000 entries and their indexes fit.
+    db.pragma('cache_size = -65536');
     migrate(db);
   } catch (err) {
     db.close();
@@ -190,11 +192,13 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
   }
 
   const q = {
-    reserve: db.prepare<[string, string, string, string, string, number, number], EntryRow>(
+    // No RETURNING clauses on writes: SQLite runs the WAL auto-checkpoint only when a statement
+    // steps to its end, and a RETURNING statement read through `get()` never does (the WAL would
+    // grow without bound).
+    reserve: db.prepare<[string, string, string, string, string, number, number], void>(
       `INSERT INTO entries (repository_id, scope, key, version, blob_id, state, created_at, last_accessed_at)
        VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
-       ON CONFLICT (repository_id, scope, key, version) DO NOTHING
-       RETURNING *`,
+       ON CONFLICT (repository_id, scope, key, version) DO NOTHING`,
     ),
     get: db.prepare<[number], EntryRow>('SELECT * FROM entries WHERE id = ?'),
     find: db.prepare<[string, string, string, string], EntryRow>(
@@ -204,29 +208,25 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     hasPendingByBlob: db
       .prepare<[string], number>(`SELECT 1 FROM entries WHERE blob_id = ? AND state = 'pending'`)
       .pluck(),
-    /** Newest committed entries of a group, walking back from an id (index order = id order). */
-    recent: db.prepare<[string, string, string, number, number], { id: number; key: string }>(
-      `SELECT id, key FROM entries INDEXED BY entries_committed_recent
-       WHERE repository_id = ? AND scope = ? AND version = ? AND state = 'committed' AND id < ?
-       ORDER BY id DESC LIMIT ?`,
-    ),
-    /** Committed entries of a group whose key lies in [from, upper), in key order. */
-    rangeFrom: db.prepare<
+    /** The newest match in a window of a group's committed entries, newest first (index order = id order). */
+    recentMatch: db
+      .prepare<[string, string, string, number, number, string, string | Buffer], number | null>(
+        `SELECT max(id) FROM (
+           SELECT id, key FROM entries INDEXED BY entries_committed_recent
+           WHERE repository_id = ? AND scope = ? AND version = ? AND state = 'committed'
+           ORDER BY id DESC LIMIT ? OFFSET ?)
+         WHERE key >= ? AND key < ?`,
+      )
+      .pluck(),
+    /** How many of a group's committed keys lie in [from, upper) (counting stops at a limit), and the newest. */
+    rangeMatch: db.prepare<
       [string, string, string, string, string | Buffer, number],
-      { id: number; key: string }
+      { n: number; newest: number | null }
     >(
-      `SELECT id, key FROM entries INDEXED BY entries_committed_key
-       WHERE repository_id = ? AND scope = ? AND version = ? AND state = 'committed' AND key >= ? AND key < ?
-       ORDER BY key LIMIT ?`,
-    ),
-    /** The same, continuing after a key (keys are unique within a group). */
-    rangeAfter: db.prepare<
-      [string, string, string, string, string | Buffer, number],
-      { id: number; key: string }
-    >(
-      `SELECT id, key FROM entries INDEXED BY entries_committed_key
-       WHERE repository_id = ? AND scope = ? AND version = ? AND state = 'committed' AND key > ? AND key < ?
-       ORDER BY key LIMIT ?`,
+      `SELECT count(*) AS n, max(id) AS newest FROM (
+         SELECT id FROM entries INDEXED BY entries_committed_key
+         WHERE repository_id = ? AND scope = ? AND version = ? AND state = 'committed' AND key >= ? AND key < ?
+         LIMIT ?)`,
     ),
     list: db.prepare<
       { repositoryId: string | null; state: string | null; createdBefore: number | null },
@@ -238,9 +238,9 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
          AND (@createdBefore IS NULL OR created_at < @createdBefore)
        ORDER BY id`,
     ),
-    commit: db.prepare<[number, number, number, number], EntryRow>(
+    commit: db.prepare<[number, number, number, number], void>(
       `UPDATE entries SET state = 'committed', size_bytes = ?, committed_at = ?, last_accessed_at = ?
-       WHERE id = ? RETURNING *`,
+       WHERE id = ?`,
     ),
     touch: db.prepare<[number, number, number], void>(
       `UPDATE entries SET last_accessed_at = ?, download_url_expires_at = max(download_url_expires_at, ?)
@@ -253,12 +253,11 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     blobBlocks: db.prepare<[string], { generation: string; blocks: string }>(
       'SELECT generation, blocks FROM blobs WHERE blob_id = ?',
     ),
-    upsertBlob: db.prepare<[string, string, number, string, number, number, string], { created_at: number }>(
+    upsertBlob: db.prepare<[string, string, number, string, number, number, string], void>(
       `INSERT INTO blobs (blob_id, generation, size_bytes, etag, last_modified, created_at, blocks)
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (blob_id) DO UPDATE SET generation = excluded.generation, size_bytes = excluded.size_bytes,
-         etag = excluded.etag, last_modified = excluded.last_modified, blocks = excluded.blocks
-       RETURNING created_at`,
+         etag = excluded.etag, last_modified = excluded.last_modified, blocks = excluded.blocks`,
     ),
     retainBlob: db.prepare<[number, string], void>(
       'UPDATE blobs SET retain_until = max(coalesce(retain_until, 0), ?) WHERE blob_id = ?',
@@ -349,10 +348,10 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     (blobId: string, generation: string, size: number, now: number, blocks: string) => {
       const previous = q.blob.get(blobId);
       const etag = newEtag(now);
-      const row = q.upsertBlob.get(blobId, generation, size, etag, now, now, blocks)!;
+      q.upsertBlob.run(blobId, generation, size, etag, now, now, blocks);
       return {
         previous: previous?.generation,
-        properties: { size, etag, lastModified: now, createdAt: row.created_at },
+        properties: { size, etag, lastModified: now, createdAt: previous?.created_at ?? now },
       };
     },
   );
@@ -489,7 +488,7 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     kind: 'fs',
 
     reserveEntry(identity: EntryIdentity, now: number) {
-      const row = q.reserve.get(
+      const { changes, lastInsertRowid } = q.reserve.run(
         identity.repositoryId,
         identity.scope,
         identity.key,
@@ -498,7 +497,7 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
         now,
         now,
       );
-      return row && toEntry(row);
+      return changes === 0 ? undefined : this.getEntry(Number(lastInsertRowid));
     },
     getEntry(id) {
       const row = q.get.get(id);
@@ -519,25 +518,14 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     findCommittedByPrefix(repositoryId, scope, version, prefix) {
       // The answer is the max id over a key range. Two index walks run in growing steps, and the
       // first to finish answers: newest-first by id (finishes at the first key with the prefix) and
-      // the key range (finishes at its end). Cost: O(min(range size, newer non-matching entries)).
+      // the key range (finishes at its end). Cost: O(min(range size, newer non-matching entries)),
+      // so both a broad restore key (`npm-`) and a selective one take a few index steps.
       const upper = prefixUpperBound(prefix) ?? NO_UPPER_BOUND;
-      let beforeId = Number.MAX_SAFE_INTEGER;
-      let afterKey: string | undefined;
-      let best = 0;
-      for (let step = 8; ; step = Math.min(step * 4, 4096)) {
-        const recent = q.recent.all(repositoryId, scope, version, beforeId, step);
-        const hit = recent.find((r) => r.key.startsWith(prefix));
-        if (hit) return this.getEntry(hit.id);
-        if (recent.length < step) return undefined;
-        beforeId = recent[recent.length - 1]!.id;
-
-        const range =
-          afterKey === undefined
-            ? q.rangeFrom.all(repositoryId, scope, version, prefix, upper, step)
-            : q.rangeAfter.all(repositoryId, scope, version, afterKey, upper, step);
-        for (const r of range) if (r.id > best) best = r.id;
-        if (range.length < step) return best === 0 ? undefined : this.getEntry(best);
-        afterKey = range[range.length - 1]!.key;
+      for (let offset = 0, step = 16; ; offset += step, step *= 8) {
+        const recent = q.recentMatch.get(repositoryId, scope, version, step, offset, prefix, upper);
+        if (recent != null) return this.getEntry(recent);
+        const range = q.rangeMatch.get(repositoryId, scope, version, prefix, upper, step)!;
+        if (range.n < step) return range.newest == null ? undefined : this.getEntry(range.newest);
       }
     },
     listEntries(filter: EntryFilter = {}) {
@@ -550,9 +538,8 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
         .map(toEntry);
     },
     commitEntry(id, sizeBytes, now) {
-      const row = q.commit.get(sizeBytes, now, now, id);
-      if (!row) throw new Error(`no entry ${id}`);
-      return toEntry(row);
+      if (q.commit.run(sizeBytes, now, now, id).changes === 0) throw new Error(`no entry ${id}`);
+      return this.getEntry(id)!;
     },
     touchEntry(id, now, urlExpiresAt) {
       q.touch.run(now, urlExpiresAt, id);
