@@ -1,9 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ts from 'typescript';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { describeStorageContract } from './contract.js';
-import { createFsStorage } from './fs.js';
-import type { CacheStorage } from './types.js';
+import { createFsStorage, prefixUpperBound } from './fs.js';
+import type { CacheStorage, EntryIdentity } from './types.js';
 
 describeStorageContract('fs', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-'));
@@ -20,4 +29,285 @@ describeStorageContract('fs', async () => {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+});
+
+const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
+const ident = (key: string): EntryIdentity => ({
+  repositoryId: '7',
+  scope: 'refs/heads/main',
+  key,
+  version: 'v1',
+});
+const body = (data: Buffer | string) => Readable.from([typeof data === 'string' ? Buffer.from(data) : data]);
+const read = async (s: CacheStorage, blobId: string) => {
+  const chunks: Buffer[] = [];
+  for await (const c of (await s.openBlob(blobId)).stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+};
+/** Every file under `dir`, relative to it. */
+const filesUnder = (dir: string): string[] =>
+  readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath, d.name).slice(dir.length + 1))
+    .sort();
+
+describe('prefixUpperBound', () => {
+  it('increments the last code point, skipping surrogates and dropping U+10FFFF', () => {
+    expect(prefixUpperBound('abc')).toBe('abd');
+    expect(prefixUpperBound('a\u{d7ff}')).toBe('a\u{e000}');
+    expect(prefixUpperBound('a😀')).toBe('a😁');
+    expect(prefixUpperBound('a\u{10ffff}\u{10ffff}')).toBe('b');
+    expect(prefixUpperBound('\u{10ffff}')).toBeUndefined();
+    expect(prefixUpperBound('')).toBeUndefined();
+  });
+});
+
+describe('fs storage on disk', () => {
+  let dataDir: string;
+  let s: CacheStorage;
+  const open = () => {
+    s = createFsStorage({ dataDir });
+    return s;
+  };
+  const save = async (key: string, content: Buffer | string) => {
+    const e = s.reserveEntry(ident(key), T0)!;
+    await s.putBlob(e.blobId, body(content), Buffer.byteLength(content), T0 + 1);
+    return s.commitEntry(e.id, Buffer.byteLength(content), T0 + 2);
+  };
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-'));
+    open();
+  });
+  afterEach(async () => {
+    await s.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('lays out one generation file per blob and nothing else', async () => {
+    const a = await save('a', 'alpha');
+    const b = s.reserveEntry(ident('b'), T0)!;
+    await s.putBlock(b.blobId, 'AAAA', body('x'), 1);
+    expect(filesUnder(join(dataDir, 'staging'))).toEqual([join(b.blobId, 'b000000')]);
+    await s.commitBlockList(b.blobId, [{ kind: 'latest', id: 'AAAA' }], T0);
+    await s.putBlob(a.blobId, body('alpha 2'), 7, T0 + 5); // replaces: the old generation goes
+    await s.sweep(T0); // waits for background unlinks
+    const blobs = filesUnder(join(dataDir, 'blobs'));
+    expect(blobs).toHaveLength(2);
+    expect(blobs).toContainEqual(
+      expect.stringMatching(new RegExp(`^${a.blobId.slice(0, 2)}/${a.blobId}\\.[0-9a-f]{16}$`)),
+    );
+    expect(filesUnder(join(dataDir, 'staging'))).toEqual([]);
+    expect(filesUnder(join(dataDir, 'tmp'))).toEqual([]);
+
+    s.deleteEntry(a.id, T0 + 10);
+    s.deleteEntry(b.id, T0 + 10);
+    await s.sweep(T0 + 10);
+    expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
+  });
+
+  it('removes leftovers of interrupted operations at start-up and keeps committed data byte-identical', async () => {
+    const content = randomBytes(300_000);
+    const kept = await save('kept', content);
+    const pending = s.reserveEntry(ident('pending'), T0)!;
+    await s.putBlock(pending.blobId, 'AAAA', body('staged'), 6);
+    const committed = await save('committed-with-stale-blocks', 'c');
+    const gone = s.reserveEntry(ident('gone'), T0)!;
+    s.deleteEntry(gone.id, T0);
+    const props = s.getBlobProperties(kept.blobId);
+    await s.close();
+
+    const [generation] = readdirSync(join(dataDir, 'blobs', kept.blobId.slice(0, 2))).filter((n) =>
+      n.startsWith(kept.blobId),
+    );
+    const shard = join(dataDir, 'blobs', kept.blobId.slice(0, 2));
+    // A crash while receiving a body: a half-written tmp file.
+    await writeFile(join(dataDir, 'tmp', 'a1b2c3'), randomBytes(1000));
+    await mkdir(join(dataDir, 'tmp', 'x-staging'), { recursive: true });
+    // A crash between the rename into place and the row switch: an unreferenced newer generation.
+    await writeFile(join(shard, `${kept.blobId}.00000000000000ff`), 'half of a new generation');
+    // A crash between the row switch and the unlink: an unreferenced older generation.
+    await writeFile(join(shard, `${kept.blobId}.0000000000000001`), 'the previous generation');
+    // Files of blobs that are not in the table at all, and stray names.
+    await writeFile(join(dataDir, 'blobs', 'ab', `ab${'0'.repeat(30)}.0123456789abcdef`), 'orphan');
+    await writeFile(join(dataDir, 'blobs', 'ab', 'stray'), 'x');
+    await mkdir(join(dataDir, 'blobs', 'not-a-shard'));
+    // Staging dirs: of a committed entry (stale), of a deleted entry, of nothing, of a pending entry (kept).
+    for (const dir of [committed.blobId, gone.blobId, 'f'.repeat(32), '..evil']) {
+      await mkdir(join(dataDir, 'staging', dir), { recursive: true });
+      await writeFile(join(dataDir, 'staging', dir, 'b00'), 'stale');
+    }
+    // Files the storage does not own stay alone.
+    await writeFile(join(dataDir, 'secrets.json'), '{}');
+
+    open();
+    expect(filesUnder(join(dataDir, 'tmp'))).toEqual([]);
+    expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
+    expect(readdirSync(shard).filter((n) => n.startsWith(kept.blobId))).toEqual([generation]);
+    expect(existsSync(join(dataDir, 'blobs', 'ab', 'stray'))).toBe(false);
+    expect(existsSync(join(dataDir, 'blobs', 'not-a-shard'))).toBe(false);
+    expect(readdirSync(join(dataDir, 'blobs'))).toHaveLength(256);
+    expect(readdirSync(join(dataDir, 'staging'))).toEqual([pending.blobId]);
+    expect(existsSync(join(dataDir, 'secrets.json'))).toBe(true);
+
+    expect(s.getBlobProperties(kept.blobId)).toEqual(props);
+    expect((await read(s, kept.blobId)).equals(content)).toBe(true);
+    await s.commitBlockList(pending.blobId, [{ kind: 'uncommitted', id: 'AAAA' }], T0 + 3);
+    expect((await read(s, pending.blobId)).toString()).toBe('staged');
+  });
+
+  it('serves one process per data directory', async () => {
+    expect(() => createFsStorage({ dataDir })).toThrow(/in use/);
+    await s.close();
+    open(); // released on close
+  });
+
+  it('refuses blob ids it did not make, before any path is built', async () => {
+    const evil = ['../../../../tmp/evil', 'ABCDEF0123456789ABCDEF0123456789', '', `${'a'.repeat(32)}/..`];
+    for (const blobId of evil) {
+      await expect(s.putBlob(blobId, body('x'), 1, T0)).rejects.toMatchObject({ code: 'BlobNotFound' });
+      await expect(s.putBlock(blobId, 'AAAA', body('x'), 1)).rejects.toMatchObject({ code: 'BlobNotFound' });
+      await expect(s.commitBlockList(blobId, [], T0)).rejects.toMatchObject({ code: 'BlobNotFound' });
+      await expect(s.openBlob(blobId)).rejects.toMatchObject({ code: 'BlobNotFound' });
+      expect(s.getBlobProperties(blobId)).toBeUndefined();
+    }
+    expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
+    expect(filesUnder(join(dataDir, 'staging'))).toEqual([]);
+  });
+
+  it('keeps the WAL bounded (checkpoints happen)', () => {
+    for (let i = 0; i < 3000; i++) {
+      const e = s.reserveEntry(ident(`wal-${i}`), T0)!;
+      s.commitEntry(e.id, 1, T0);
+      s.touchEntry(e.id, T0 + 1, T0 + 2);
+    }
+    // wal_autocheckpoint is 1000 pages (4 MiB); without checkpoints this run writes ~100 MiB.
+    expect(statSync(join(dataDir, 'meta.sqlite-wal')).size).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('looks up prefixes in a few index steps, not a scan', () => {
+    const keys: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const key = `${['npm', 'pip', 'go'][i % 3]}-Linux-${randomBytes(8).toString('hex')}`;
+      keys.push(key);
+      s.commitEntry(s.reserveEntry(ident(key), T0)!.id, 1, T0);
+    }
+    const prefixes = Array.from({ length: 10_000 }, (_, i) =>
+      i % 2
+        ? keys[(i * 7919) % keys.length]!.slice(0, -3)
+        : ['npm-', 'pip-Linux-', 'go-Linux-f', 'rust-'][i % 4]!,
+    );
+    const started = performance.now();
+    let hits = 0;
+    for (const p of prefixes) if (s.findCommittedByPrefix('7', 'refs/heads/main', 'v1', p)) hits++;
+    const ms = performance.now() - started;
+    expect(hits).toBeGreaterThan(7000);
+    // About 20 µs each here; a scan of 20,000 entries would take milliseconds each.
+    expect(ms).toBeLessThan(5000);
+  });
+});
+
+/**
+ * Real crashes: a child process runs the storage (transpiled from this directory's sources) and
+ * is killed with SIGKILL at chosen moments; the test then opens the same data directory.
+ */
+describe('fs storage after SIGKILL', () => {
+  let buildDir: string;
+  let dataDir: string;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    buildDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-build-'));
+    const here = dirname(fileURLToPath(import.meta.url));
+    const sqlite = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
+    for (const name of ['fs', 'blocks', 'types']) {
+      const { outputText } = ts.transpileModule(readFileSync(join(here, `${name}.ts`), 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 },
+      });
+      writeFileSync(
+        join(buildDir, `${name}.js`),
+        outputText.replace(`from 'better-sqlite3'`, `from '${sqlite}'`),
+      );
+    }
+    writeFileSync(join(buildDir, 'package.json'), '{"type":"module"}');
+    writeFileSync(
+      join(buildDir, 'child.js'),
+      `
+      import { Readable } from 'node:stream';
+      import { createFsStorage } from './fs.js';
+      const s = createFsStorage({ dataDir: process.argv[2] });
+      const say = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
+      const id = (key) => ({ repositoryId: '7', scope: 'refs/heads/main', key, version: 'v1' });
+      const e = s.reserveEntry(id('stable'), 1);
+      const content = Buffer.alloc(3 * 1024 * 1024, 'committed ');
+      const props = await s.putBlob(e.blobId, Readable.from([content]), content.length, 2);
+      s.commitEntry(e.id, content.length, 3);
+      const p = s.reserveEntry(id('pending'), 4);
+      await s.putBlock(p.blobId, 'AAAA', Readable.from([Buffer.from('staged')]), 6);
+      const last = s.reserveEntry(id('last-before-kill'), 5);
+      s.commitEntry(last.id, 0, 6);
+      say({ blobId: e.blobId, pendingBlobId: p.blobId, etag: props.etag, lastId: last.id });
+      // Now replace the blob with a body that never ends; the parent kills us mid-stream.
+      let sent = 0;
+      const endless = new Readable({ read() { sent += 65536; this.push(Buffer.alloc(65536, 'new ')); if (sent === 1048576) say('streaming'); } });
+      await s.putBlob(e.blobId, endless, 1024 * 1024 * 1024, 7);
+      `,
+    );
+  });
+  afterAll(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await rm(buildDir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-crash-'));
+  });
+  afterEach(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('a kill in the middle of replacing a blob loses nothing that was committed', async () => {
+    const child = spawn(process.execPath, [join(buildDir, 'child.js'), dataDir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(child);
+    const messages: unknown[] = [];
+    let buffered = '';
+    child.stdout!.setEncoding('utf8');
+    const streaming = new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (data: string) => {
+        buffered += data;
+        for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+          const message: unknown = JSON.parse(buffered.slice(0, nl));
+          buffered = buffered.slice(nl + 1);
+          messages.push(message);
+          if (message === 'streaming') resolve();
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`child exited early with ${code}`)));
+    });
+    await streaming;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    const state = messages[0] as { blobId: string; pendingBlobId: string; etag: string; lastId: number };
+    expect(readdirSync(join(dataDir, 'tmp')).length).toBeGreaterThan(0); // the half-written body
+
+    const s = createFsStorage({ dataDir });
+    try {
+      expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
+      expect(s.getBlobProperties(state.blobId)).toMatchObject({ etag: state.etag, size: 3 * 1024 * 1024 });
+      expect((await read(s, state.blobId)).equals(Buffer.alloc(3 * 1024 * 1024, 'committed '))).toBe(true);
+      expect(s.findCommittedExact('7', 'refs/heads/main', 'v1', 'stable')?.sizeBytes).toBe(3 * 1024 * 1024);
+      // The last transaction before the kill is there (WAL, synchronous=NORMAL survives SIGKILL).
+      expect(s.getEntry(state.lastId)?.state).toBe('committed');
+      expect(s.reserveEntry(ident('after'), T0)!.id).toBeGreaterThan(state.lastId);
+      await s.commitBlockList(state.pendingBlobId, [{ kind: 'latest', id: 'AAAA' }], T0);
+      expect((await read(s, state.pendingBlobId)).toString()).toBe('staged');
+      const files = await readdir(join(dataDir, 'blobs', state.blobId.slice(0, 2)));
+      expect(files.filter((f) => f.startsWith(state.blobId))).toHaveLength(1);
+      expect(await readFile(join(dataDir, 'meta.sqlite'))).toBeTruthy();
+    } finally {
+      await s.close();
+    }
+  });
 });

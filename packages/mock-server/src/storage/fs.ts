@@ -141,6 +141,17 @@ function exactLength(length: number): Transform {
   });
 }
 
+/** Reads bytes [start, end) of an open file in chunks of up to 1 MiB (no listeners left on the handle). */
+async function* readRange(fh: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
+  for (let position = start; position < end; ) {
+    const length = Math.min(MiB, end - position);
+    const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(length), 0, length, position);
+    if (bytesRead === 0) throw new Error(`committed content ends before byte ${end}`);
+    yield buffer.subarray(0, bytesRead);
+    position += bytesRead;
+  }
+}
+
 const isErrno = (err: unknown, code: string): boolean =>
   err instanceof Error && (err as NodeJS.ErrnoException).code === code;
 
@@ -643,27 +654,18 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
       const oldFile = old;
       async function* assemble(): AsyncGenerator<Buffer> {
         for (const r of resolved) {
-          let source: Readable | undefined;
+          let source: AsyncIterable<Buffer>;
           if (r.from === 'staged') {
             source = createReadStream(staged.get(r.id)!, { highWaterMark: MiB });
           } else {
             const c = committedById.get(r.id)!;
-            if (c.end > c.start) {
-              source = oldFile!.createReadStream({
-                start: c.start,
-                end: c.end - 1,
-                autoClose: false,
-                highWaterMark: MiB,
-              });
-            }
+            source = readRange(oldFile!, c.start, c.end);
           }
           let n = 0;
           try {
-            if (source) {
-              for await (const chunk of source as AsyncIterable<Buffer>) {
-                n += chunk.length;
-                yield chunk;
-              }
+            for await (const chunk of source) {
+              n += chunk.length;
+              yield chunk;
             }
           } catch (err) {
             if (isErrno(err, 'ENOENT')) {
