@@ -680,7 +680,7 @@ export function describeStorageContract(name: string, create: () => Promise<Stor
 
     it('persists entries and blobs across a reopen', async ({ skip }) => {
       // Backends without `reopen` keep nothing, by design (the memory backend).
-      if (!fixture.reopen) return skip();
+      if (!fixture.reopen) return skip('this backend keeps nothing across a reopen');
       const a = await save('persist-a', {}, 'alpha');
       const b = reserve('persist-b');
       const parts = [randomBytes(40_000), randomBytes(10)];

@@ -495,6 +495,11 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     }
   }
 
+  const getEntry = (id: number): CacheEntry | undefined => {
+    const row = q.get.get(id);
+    return row && toEntry(row);
+  };
+
   const storage: CacheStorage = {
     kind: 'fs',
 
@@ -508,12 +513,9 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
         now,
         now,
       );
-      return changes === 0 ? undefined : this.getEntry(Number(lastInsertRowid));
+      return changes === 0 ? undefined : getEntry(Number(lastInsertRowid));
     },
-    getEntry(id) {
-      const row = q.get.get(id);
-      return row && toEntry(row);
-    },
+    getEntry,
     findEntry(identity) {
       const row = q.find.get(identity.repositoryId, identity.scope, identity.key, identity.version);
       return row && toEntry(row);
@@ -534,9 +536,9 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
       const upper = prefixUpperBound(prefix) ?? NO_UPPER_BOUND;
       for (let offset = 0, step = 16; ; offset += step, step *= 8) {
         const recent = q.recentMatch.get(repositoryId, scope, version, step, offset, prefix, upper);
-        if (recent != null) return this.getEntry(recent);
+        if (recent != null) return getEntry(recent);
         const range = q.rangeMatch.get(repositoryId, scope, version, prefix, upper, step)!;
-        if (range.n < step) return range.newest == null ? undefined : this.getEntry(range.newest);
+        if (range.n < step) return range.newest == null ? undefined : getEntry(range.newest);
       }
     },
     listEntries(filter: EntryFilter = {}) {
@@ -550,7 +552,7 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     },
     commitEntry(id, sizeBytes, now) {
       if (q.commit.run(sizeBytes, now, now, id).changes === 0) throw new Error(`no entry ${id}`);
-      return this.getEntry(id)!;
+      return getEntry(id)!;
     },
     touchEntry(id, now, urlExpiresAt) {
       q.touch.run(now, urlExpiresAt, id);

@@ -97,7 +97,8 @@ export function createMemoryStorage(): CacheStorage {
       return id === undefined ? undefined : entries.get(id);
     },
     findCommittedExact(repositoryId, scope, version, key) {
-      return committed(this.findEntry({ repositoryId, scope, key, version }));
+      const id = byIdentity.get(identityKey({ repositoryId, scope, key, version }));
+      return committed(id === undefined ? undefined : entries.get(id));
     },
     findCommittedByPrefix(repositoryId, scope, version, prefix) {
       let best: CacheEntry | undefined;

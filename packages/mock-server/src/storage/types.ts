@@ -112,6 +112,7 @@ export interface CacheStorage {
     version: string,
     prefix: string,
   ): CacheEntry | undefined;
+  /** Entries matching every given filter field, in ascending id order. */
   listEntries(filter?: EntryFilter): CacheEntry[];
   /** Marks a pending entry committed with its size; returns the updated entry. */
   commitEntry(id: number, sizeBytes: number, now: number): CacheEntry;
@@ -122,12 +123,18 @@ export interface CacheStorage {
    * `downloadUrlExpiresAt` (later removed by `sweep`), so issued download URLs keep working.
    */
   deleteEntry(id: number, now: number): void;
-  /** Removes blobs retained past their last download URL. Returns how many blobs were removed. */
+  /**
+   * Removes blobs retained past their last download URL, and blobs committed after their entry was
+   * deleted (an upload racing a delete). Returns how many committed blobs were removed.
+   */
   sweep(now: number): Promise<number>;
 
   /** Replaces the blob's content and drops its staged blocks (Put Blob). */
   putBlob(blobId: string, body: Readable, length: number, now: number): Promise<BlobProperties>;
-  /** Stages (or re-stages) one block (Put Block). `blockId` is canonical base64. */
+  /**
+   * Stages (or re-stages) one block (Put Block). `blockId` is canonical base64. A decoded length
+   * that differs from the blob's other staged ids throws `InvalidBlobOrBlock` (the body is drained).
+   */
   putBlock(blobId: string, blockId: string, body: Readable, length: number): Promise<void>;
   /** Commits blocks in list order (Put Block List): all or nothing. Drops other staged blocks. */
   commitBlockList(blobId: string, items: readonly BlockListItem[], now: number): Promise<BlobProperties>;
