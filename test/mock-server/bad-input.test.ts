@@ -61,7 +61,9 @@ async function blobCall(url: URL | string, init: RequestInit = {}) {
 function rawPut(target: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = connect(Number(uploadUrl.port), uploadUrl.hostname, () => {
-      sock.write(`PUT ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nx-ms-blob-type: BlockBlob\r\nConnection: close\r\n\r\nx`);
+      sock.write(
+        `PUT ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nx-ms-blob-type: BlockBlob\r\nConnection: close\r\n\r\nx`,
+      );
     });
     let out = '';
     sock.on('data', (d) => {
