@@ -112,7 +112,9 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: bodyLimitBytes }, (_req, body, done) =>
     done(null, body),
   );
-  app.setErrorHandler<FastifyError>((error, request, reply) => sendTwirpError(reply, toTwirpError(error, request)));
+  app.setErrorHandler<FastifyError>((error, request, reply) =>
+    sendTwirpError(reply, toTwirpError(error, request)),
+  );
 
   const route = `${SERVICE_PATH}:method`;
   // Routing, Content-Type and auth are checked before the body is read.
