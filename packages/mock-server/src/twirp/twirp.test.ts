@@ -621,3 +621,21 @@ describe('Lookup', () => {
     );
   });
 });
+
+describe('URL lifetime', () => {
+  it('C-54: after a download URL expires, a new Get returns a fresh working URL', async () => {
+    await t.save('ttl', 'payload');
+    const first = (await t.get('ttl')).signed_download_url as string;
+    const path = (u: string) => new URL(u).pathname + new URL(u).search;
+    expect((await t.app.inject({ method: 'GET', url: path(first) })).body).toBe('payload');
+    t.clock.advance(10 * 60_000 + 1000);
+    const expired = await t.app.inject({ method: 'GET', url: path(first) });
+    expect(expired.statusCode).toBe(403);
+    expect(expired.headers['x-ms-error-code']).toBe('AuthenticationFailed');
+    const fresh = (await t.get('ttl')).signed_download_url as string;
+    expect(fresh).not.toBe(first);
+    const ok = await t.app.inject({ method: 'GET', url: path(fresh) });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.body).toBe('payload');
+  });
+});
