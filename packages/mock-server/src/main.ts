@@ -82,7 +82,10 @@ program
     parseDuration,
     60 * 60_000,
   )
-  .option('--env-file <file>', 'also write the export lines to this file once ready')
+  .option(
+    '--export-file <file>',
+    'also write the export lines to this file once ready (not --env-file: Node 20 claims that flag)',
+  )
   .addOption(
     new Option('--log-level <level>', 'request log level (logs go to stderr)')
       .choices(['info', 'warn', 'error', 'silent'])
@@ -110,7 +113,7 @@ program
     const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
     const lines = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
     process.stdout.write(`${lines.join('\n')}\n`);
-    if (opts.envFile) await writeFile(opts.envFile, `${lines.join('\n')}\n`);
+    if (opts.exportFile) await writeFile(opts.exportFile, `${lines.join('\n')}\n`);
     process.stderr.write(
       `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''})\n`,
     );
