@@ -1,0 +1,332 @@
+// Client benchmark: `gha-cache put/get` vs @actions/cache 6.3.0's own upload/download paths vs curl, against
+// the mock on loopback, unthrottled and through a proxy capping each connection at --rate; plus the peak RSS
+// of the CLI for a large blob. Needs `pnpm build` first. Writes bench/.out/client-<time>.json and prints a
+// Markdown table.
+//
+//   node bench/client/run.mjs [--size 1G] [--rate 20M] [--repeat 3] [--rss-size 5G] [--keep]
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startThrottleProxy } from './throttle-proxy.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const req = createRequire(new URL('../../test/package.json', import.meta.url));
+const importFrom = (id) => import(pathToFileURL(req.resolve(id)).href);
+const { startMockServer } = await importFrom('@gha-cache/mock-server');
+const client = await importFrom('@gha-cache/client');
+const CLI = join(dirname(req.resolve('@gha-cache/client')), 'cli', 'main.js');
+
+const { values: args } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1G' },
+    rate: { type: 'string', default: '20M' },
+    repeat: { type: 'string', default: '3' },
+    'rss-size': { type: 'string', default: '5G' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const parseSize = (s) => {
+  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(s);
+  if (!m) throw new Error(`bad size ${s}`);
+  return Math.round(Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2].toUpperCase()]);
+};
+const SIZE = parseSize(args.size);
+const RATE = parseSize(args.rate);
+const REPEAT = Number(args.repeat);
+const RSS_SIZE = parseSize(args['rss-size']);
+const MiB = 1024 * 1024;
+
+const work = await mkdtemp(join(tmpdir(), 'gha-client-bench-'));
+const log = (m) => process.stderr.write(`${m}\n`);
+
+async function randomFile(file, bytes) {
+  async function* gen() {
+    for (let left = bytes; left > 0; left -= 8 * MiB) yield randomBytes(Math.min(left, 8 * MiB));
+  }
+  await pipeline(gen(), createWriteStream(file));
+}
+
+async function sha256(file) {
+  const h = createHash('sha256');
+  await pipeline(createReadStream(file), h);
+  return h.digest('hex');
+}
+
+/** Runs a command under /usr/bin/time; returns { code, stdout, stderr, maxRssKiB, wallMs }. */
+function run(cmd, argv, env = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn('/usr/bin/time', ['-f', 'MAXRSS %M', cmd, ...argv], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      if (stdout.length < 1e6) stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      if (stderr.length < 1e6) stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const m = /MAXRSS (\d+)/.exec(stderr);
+      resolve({
+        code,
+        stdout,
+        stderr,
+        maxRssKiB: m ? Number(m[1]) : undefined,
+        wallMs: performance.now() - t0,
+      });
+    });
+  });
+}
+
+function jsonLine(text) {
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
+  return JSON.parse(lines.at(-1));
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mibps = (bytes, ms) => bytes / MiB / (ms / 1000);
+
+const mock = await startMockServer({ storage: 'fs', dataDir: join(work, 'mock-data'), logger: false });
+const proxy = await startThrottleProxy(mock.url, RATE);
+const token = mock.token;
+log(`mock ${mock.url}, throttle proxy ${proxy.url} (${RATE / MiB} MiB/s per connection), work ${work}`);
+
+const file = join(work, 'blob.bin');
+log(`writing ${SIZE} bytes…`);
+await randomFile(file, SIZE);
+const fileSha = await sha256(file);
+let seq = 0;
+
+async function ghaPut(base, key, src = file) {
+  const r = await run(process.execPath, [
+    CLI,
+    'put',
+    key,
+    src,
+    '--json',
+    '-q',
+    '--url',
+    `${base}/`,
+    '--token',
+    token,
+  ]);
+  if (r.code !== 0) throw new Error(`gha-cache put failed: ${r.stderr}`);
+  return { ms: jsonLine(r.stdout).durationMs, rssKiB: r.maxRssKiB };
+}
+
+async function ghaGet(base, key, out) {
+  const r = await run(process.execPath, [
+    CLI,
+    'get',
+    key,
+    out,
+    '--json',
+    '-q',
+    '--url',
+    `${base}/`,
+    '--token',
+    token,
+  ]);
+  if (r.code !== 0) throw new Error(`gha-cache get failed: ${r.stderr}`);
+  const res = out === '-' ? jsonLine(r.stderr.replace(/MAXRSS.*/, '')) : jsonLine(r.stdout);
+  return { ms: res.durationMs, rssKiB: r.maxRssKiB };
+}
+
+async function signedUrl(base, key) {
+  const c = client.createCacheClient({ baseUrl: `${base}/`, token });
+  try {
+    const r = await c.lookup(key);
+    if (!r.hit) throw new Error(`no entry ${key}`);
+    return r.url;
+  } finally {
+    await c.close();
+  }
+}
+
+async function uploadUrl(base, key) {
+  const http = client.createHttpDispatcher({
+    timeoutMs: 60_000,
+    connectionsPerOrigin: 2,
+    retry: client.DEFAULT_RETRY_OPTIONS,
+  });
+  try {
+    const svc = client.createCacheService(
+      client.createTwirpTransport({
+        baseUrl: `${base}/`,
+        token,
+        encoding: 'json',
+        dispatcher: http.dispatcher,
+        timeoutMs: 60_000,
+        userAgent: 'bench',
+      }),
+    );
+    const c = await svc.createCacheEntry({ key, version: client.RAW_BLOB_VERSION });
+    return { url: c.uploadUrl, svc, close: () => http.close() };
+  } catch (e) {
+    await http.close();
+    throw e;
+  }
+}
+
+async function jsUpload(base, key) {
+  const { url, svc, close } = await uploadUrl(base, key);
+  try {
+    const r = await run(process.execPath, [join(here, 'actions-upload.mjs'), url, file]);
+    if (r.code !== 0) throw new Error(`actions upload failed: ${r.stderr}`);
+    await svc.finalizeCacheEntryUpload({ key, version: client.RAW_BLOB_VERSION, sizeBytes: SIZE });
+    return { ms: jsonLine(r.stderr.replace(/MAXRSS.*/, '')).ms, rssKiB: r.maxRssKiB };
+  } finally {
+    await close();
+  }
+}
+
+async function jsDownload(base, key, out) {
+  const url = await signedUrl(base, key);
+  const r = await run(process.execPath, [join(here, 'actions-download.mjs'), url, out]);
+  if (r.code !== 0) throw new Error(`actions download failed: ${r.stderr}`);
+  return { ms: jsonLine(r.stderr.replace(/MAXRSS.*/, '')).ms, rssKiB: r.maxRssKiB };
+}
+
+async function curlDownload(base, key, out) {
+  const url = await signedUrl(base, key);
+  const r = await run('curl', ['-sS', '-o', out, '-w', '%{time_total}', url]);
+  if (r.code !== 0) throw new Error(`curl failed: ${r.stderr}`);
+  return { ms: Number(r.stdout.trim()) * 1000, rssKiB: r.maxRssKiB };
+}
+
+async function checkOut(out) {
+  const s = await stat(out);
+  if (s.size !== SIZE) throw new Error(`${out}: ${s.size} bytes, expected ${SIZE}`);
+  const h = await sha256(out);
+  if (h !== fileSha) throw new Error(`${out}: sha256 differs`);
+  await rm(out);
+}
+
+const results = { size: SIZE, rateBytesPerSec: RATE, repeat: REPEAT, node: process.version, scenarios: {} };
+
+for (const [name, base, repeat] of [
+  ['unthrottled', mock.url, REPEAT],
+  ['throttled', proxy.url, 1],
+]) {
+  const s = {};
+  const measure = async (label, fn) => {
+    const runs = [];
+    for (let i = 0; i < repeat; i++) {
+      const r = await fn();
+      runs.push(r);
+      log(
+        `${name} ${label}: ${mibps(SIZE, r.ms).toFixed(1)} MiB/s (${(r.ms / 1000).toFixed(2)} s, RSS ${((r.rssKiB ?? 0) / 1024).toFixed(0)} MiB)`,
+      );
+    }
+    const ms = median(runs.map((r) => r.ms));
+    s[label] = {
+      ms,
+      mibps: mibps(SIZE, ms),
+      maxRssMiB: Math.max(...runs.map((r) => (r.rssKiB ?? 0) / 1024)),
+    };
+  };
+  const putKeys = [];
+  await measure('gha-cache put', () => {
+    putKeys.push(`bench-${name}-gha-${seq++}`);
+    return ghaPut(base, putKeys.at(-1));
+  });
+  await measure('@actions/cache upload', () => jsUpload(base, `bench-${name}-js-${seq++}`));
+  const key = putKeys[0];
+  const out = join(work, 'out.bin');
+  await measure('gha-cache get', async () => {
+    const r = await ghaGet(base, key, out);
+    await checkOut(out);
+    return r;
+  });
+  await measure('@actions/cache download', async () => {
+    const r = await jsDownload(base, key, out);
+    await checkOut(out);
+    return r;
+  });
+  await measure('curl', async () => {
+    const r = await curlDownload(base, key, out);
+    await checkOut(out);
+    return r;
+  });
+  results.scenarios[name] = s;
+}
+
+if (RSS_SIZE > 0) {
+  const big = join(work, 'rss.bin');
+  log(`RSS run: writing ${RSS_SIZE} bytes…`);
+  await rm(file);
+  await randomFile(big, RSS_SIZE);
+  const put = await ghaPut(mock.url, 'bench-rss', big);
+  const get = await ghaGet(mock.url, 'bench-rss', join(work, 'rss.out'));
+  const s = await stat(join(work, 'rss.out'));
+  if (s.size !== RSS_SIZE) throw new Error('RSS run: wrong size');
+  await rm(join(work, 'rss.out'));
+  const getStdout = await ghaGet(mock.url, 'bench-rss', '-');
+  const cat = await run('/bin/sh', [
+    '-c',
+    `cat "${big}" | "${process.execPath}" "${CLI}" put bench-rss-stdin - --json -q --url ${mock.url}/ --token ${token}`,
+  ]);
+  results.rss = {
+    size: RSS_SIZE,
+    putFileMiB: put.rssKiB / 1024,
+    getFileMiB: get.rssKiB / 1024,
+    getStdoutMiB: getStdout.rssKiB / 1024,
+    putStdinMiB: cat.maxRssKiB / 1024,
+    putMibps: mibps(RSS_SIZE, put.ms),
+    getMibps: mibps(RSS_SIZE, get.ms),
+  };
+  log(`RSS ${JSON.stringify(results.rss)}`);
+}
+
+await proxy.close();
+await mock.close();
+if (!args.keep) await rm(work, { recursive: true, force: true });
+
+const outDir = join(here, '..', '.out');
+await mkdir(outDir, { recursive: true });
+const outFile = join(outDir, `client-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+await writeFile(outFile, `${JSON.stringify(results, null, 2)}\n`);
+
+const rows = [];
+for (const [name, s] of Object.entries(results.scenarios)) {
+  for (const [label, r] of Object.entries(s)) {
+    rows.push(
+      `| ${name} | ${label} | ${r.mibps.toFixed(1)} | ${(r.ms / 1000).toFixed(2)} | ${r.maxRssMiB.toFixed(0)} |`,
+    );
+  }
+}
+const u = results.scenarios.unthrottled;
+const t = results.scenarios.throttled;
+const ratio = (a, b) => (a.mibps / b.mibps).toFixed(2);
+process.stdout.write(
+  [
+    `Blob ${(SIZE / MiB).toFixed(0)} MiB, throttle ${RATE / MiB} MiB/s per connection, median of ${REPEAT} (throttled: 1 run), ${process.version}`,
+    '',
+    '| scenario | tool | MiB/s | s | peak RSS MiB |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+    `get vs @actions/cache download: unthrottled ${ratio(u['gha-cache get'], u['@actions/cache download'])}×, throttled ${ratio(t['gha-cache get'], t['@actions/cache download'])}×`,
+    `get vs curl (unthrottled): ${ratio(u['gha-cache get'], u.curl)}×`,
+    `put vs @actions/cache upload: unthrottled ${ratio(u['gha-cache put'], u['@actions/cache upload'])}×, throttled ${ratio(t['gha-cache put'], t['@actions/cache upload'])}×`,
+    results.rss
+      ? `peak RSS at ${(RSS_SIZE / MiB / 1024).toFixed(1)} GiB: put file ${results.rss.putFileMiB.toFixed(0)} MiB, get file ${results.rss.getFileMiB.toFixed(0)} MiB, get stdout ${results.rss.getStdoutMiB.toFixed(0)} MiB, put stdin ${results.rss.putStdinMiB.toFixed(0)} MiB`
+      : '',
+    `raw: ${outFile}`,
+    '',
+  ].join('\n'),
+);
