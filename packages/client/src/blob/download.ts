@@ -286,6 +286,21 @@ async function sequential(
   }
 }
 
+/** `chunks` without its first `n` bytes (after a short vectored write). */
+function dropBytes(chunks: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = n;
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    out.push(skip > 0 ? c.subarray(skip) : c);
+    skip = 0;
+  }
+  return out;
+}
+
 function splitRanges(size: number, rangeSize: number): [number, number][] {
   const out: [number, number][] = [];
   for (let s = 0; s < size; s += rangeSize) out.push([s, Math.min(size, s + rangeSize) - 1]);
@@ -316,17 +331,20 @@ async function parallelToFile(
         let pendingAt = start;
         const flush = async () => {
           if (pendingLen === 0) return;
-          const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
-          const at = pendingAt;
+          // Vectored positional write: no copy into one buffer.
+          let chunks = pending;
+          let at = pendingAt;
+          let left = pendingLen;
           pendingAt += pendingLen;
+          written += pendingLen;
           pending = [];
           pendingLen = 0;
-          let off = 0;
-          while (off < buf.length) {
-            const { bytesWritten } = await fh.write(buf, off, buf.length - off, at + off);
-            off += bytesWritten;
+          while (left > 0) {
+            const { bytesWritten } = await fh.writev(chunks, at);
+            left -= bytesWritten;
+            at += bytesWritten;
+            if (left > 0) chunks = dropBytes(chunks, bytesWritten);
           }
-          written += buf.length;
         };
         try {
           await fetchRange(urls, start, end, size, etag, options, abort.signal, async (chunk) => {
