@@ -1,0 +1,669 @@
+// The mock server's benchmark (issue 2, "Speed and memory"): one run, loopback only, each server in its
+// own child process so its RSS is its own.
+//   1. Blob transfers of one incompressible file with @azure/storage-blob 12.31.0 (bench/blob-client.mjs:
+//      uploadFile 64 MiB blocks × 8, download as @actions/cache does: 4 MiB ranged GETs × 8) against
+//      the mock (fs storage), the raw node:http baseline (bench/raw-server.mjs) and Azurite 3.35.0,
+//      interleaved, median of --repeat; peak RSS of each server (VmRSS every 50 ms, VmHWM at the end).
+//   2. GetCacheEntryDownloadURL hits (exact and prefix, random entries) with autocannon on a store of
+//      --entries committed entries, against the mock and two hello-JSON baselines (node:http, Fastify).
+// Prints a Markdown table, writes bench/.out/mock-server-<time>.json and (unless --no-doc) the
+// "Mock server" section of docs/benchmarks.md between its markers. Needs `pnpm run build` first.
+//
+//   node bench/mock-server.mjs [--size 1G] [--repeat 3] [--entries 100000] [--duration 10]
+//        [--connections 64] [--cpu-prof] [--keep] [--no-doc] [--skip-transfers] [--skip-lookups]
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  generateBlobSASQueryParameters,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
+import autocannon from 'autocannon';
+import { entryKey, entryPrefix, VERSION as LOOKUP_VERSION } from './lookup-keys.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const require = createRequire(import.meta.url);
+const MOCK_MAIN = join(dirname(require.resolve('@gha-cache/mock-server')), 'main.js');
+const AZURITE_MAIN = join(dirname(require.resolve('azurite/package.json')), 'dist/src/blob/main.js');
+const SERVICE = '/twirp/github.actions.results.api.v1.CacheService';
+const MiB = 1024 * 1024;
+const AZURITE_ACCOUNT = 'devstoreaccount1';
+// The documented, public Azurite development key (not a secret).
+const AZURITE_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+const { values: args } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1G' },
+    repeat: { type: 'string', default: '3' },
+    entries: { type: 'string', default: '100000' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '64' },
+    'cpu-prof': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    'no-doc': { type: 'boolean', default: false },
+    'skip-transfers': { type: 'boolean', default: false },
+    'skip-lookups': { type: 'boolean', default: false },
+  },
+});
+const parseSize = (s) => {
+  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(s);
+  if (!m) throw new Error(`bad size ${s}`);
+  return Math.round(Number(m[1]) * { '': 1, K: 1024, M: MiB, G: 1024 * MiB }[m[2].toUpperCase()]);
+};
+const SIZE = parseSize(args.size);
+const REPEAT = Number(args.repeat);
+const ENTRIES = Number(args.entries);
+const DURATION = Number(args.duration);
+const CONNECTIONS = Number(args.connections);
+
+const OUT = join(here, '.out');
+const RUN = join(OUT, `run-${process.pid}`);
+const PROF_DIR = join(OUT, 'prof');
+const log = (m) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
+const t0 = performance.now();
+const children = new Set();
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+
+// ---------------------------------------------------------------- processes and memory
+
+/** Spawns a node child; resolves once `ready(line)` matches a stdout line (returns what it returned). */
+function startChild(name, nodeArgs, ready, { cwd = root } = {}) {
+  const child = spawn(process.execPath, nodeArgs, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  child.on('exit', () => children.delete(child));
+  const lines = createInterface({ input: child.stdout });
+  return new Promise((resolve, reject) => {
+    const state = {};
+    lines.on('line', (line) => {
+      const result = ready(line, state);
+      if (result) resolve({ child, pid: child.pid, ...result });
+    });
+    child.on('exit', (code) => reject(new Error(`${name} exited (${code}) before ready: ${stderr}`)));
+    child.on('error', reject);
+  });
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Runs a node child to completion and parses its last stdout line as JSON. */
+function runChild(nodeArgs) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, nodeArgs, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err = (err + d).slice(-4000);
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      children.delete(child);
+      if (code !== 0) reject(new Error(`${nodeArgs.join(' ')} exited ${code}: ${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').pop()));
+    });
+  });
+}
+
+/** VmRSS and VmHWM of a process in bytes. */
+function memoryOf(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** Samples VmRSS of `pid` every 50 ms while `work` runs; returns its result and the peak sample. */
+async function withRssPolling(pid, work) {
+  let peak = memoryOf(pid).rss;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, memoryOf(pid).rss);
+    } catch {}
+  }, 50);
+  try {
+    const result = await work();
+    peak = Math.max(peak, memoryOf(pid).rss);
+    return { result, peakRss: peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// ---------------------------------------------------------------- servers
+
+const profFlags = (name) =>
+  args['cpu-prof']
+    ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
+    : [];
+
+async function startMock(dataDir, profName) {
+  const s = await startChild(
+    'mock server',
+    [
+      ...profFlags(profName),
+      MOCK_MAIN,
+      'serve',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      'silent',
+    ],
+    (line, state) => {
+      const m = /^export (\w+)=(.*)$/.exec(line);
+      if (m) state[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
+      return state.ACTIONS_RESULTS_URL && state.ACTIONS_RUNTIME_TOKEN
+        ? { url: state.ACTIONS_RESULTS_URL.replace(/\/$/, ''), token: state.ACTIONS_RUNTIME_TOKEN }
+        : undefined;
+    },
+  );
+  return s;
+}
+
+async function twirp(mock, method, body) {
+  const res = await fetch(`${mock.url}${SERVICE}/${method}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${mock.token}` },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${method}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const readyPort = (line) => {
+  const m = /^READY (\d+)$/.exec(line);
+  return m ? { port: Number(m[1]) } : undefined;
+};
+
+/** The three blob targets, each with how to get signed URLs for transfer `n`. */
+async function startBlobTargets() {
+  const mockDir = join(RUN, 'mock-data');
+  const mock = await startMock(mockDir, 'mock-transfers');
+  const version = createHash('sha256').update('bench-blob').digest('hex');
+  mock.name = 'mock';
+  mock.label = 'mock server (fs storage)';
+  mock.uploadUrl = async (n) => {
+    const key = `bench-blob-${n}`;
+    const r = await twirp(mock, 'CreateCacheEntry', { key, version });
+    if (!r.ok) throw new Error(`CreateCacheEntry: ${JSON.stringify(r)}`);
+    return r.signed_upload_url;
+  };
+  mock.afterUpload = async (n) => {
+    const r = await twirp(mock, 'FinalizeCacheEntryUpload', {
+      key: `bench-blob-${n}`,
+      version,
+      size_bytes: String(SIZE),
+    });
+    if (!r.ok) throw new Error(`FinalizeCacheEntryUpload: ${JSON.stringify(r)}`);
+  };
+  mock.downloadUrl = async (n) => {
+    const r = await twirp(mock, 'GetCacheEntryDownloadURL', {
+      key: `bench-blob-${n}`,
+      version,
+      restore_keys: [],
+    });
+    if (!r.ok || r.matched_key !== `bench-blob-${n}`) throw new Error(`lookup: ${JSON.stringify(r)}`);
+    return r.signed_download_url;
+  };
+  mock.afterDownload = async () => {};
+
+  const raw = await startChild(
+    'raw server',
+    [join(here, 'raw-server.mjs'), join(RUN, 'raw-data')],
+    readyPort,
+  );
+  raw.name = 'raw';
+  raw.label = 'raw node:http baseline';
+  const rawUrl = (n) => `http://127.0.0.1:${raw.port}/account/container/blob-${n}`;
+  raw.uploadUrl = async (n) => rawUrl(n);
+  raw.afterUpload = async () => {};
+  raw.downloadUrl = async (n) => rawUrl(n);
+  raw.afterDownload = async (n) => {
+    await fetch(rawUrl(n), { method: 'DELETE' });
+  };
+
+  const azPort = await freePort();
+  const azurite = await startChild(
+    'azurite',
+    [
+      AZURITE_MAIN,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(azPort),
+      '--location',
+      join(RUN, 'azurite'),
+      '--skipApiVersionCheck',
+      '--loose',
+      '--silent',
+    ],
+    (line) => (/successfully listens/.test(line) ? { port: azPort } : undefined),
+  );
+  azurite.name = 'azurite';
+  azurite.label = 'Azurite 3.35.0 (disk)';
+  const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
+  const service = new BlobServiceClient(`http://127.0.0.1:${azPort}/${AZURITE_ACCOUNT}`, credential);
+  const container = service.getContainerClient('bench');
+  await container.createIfNotExists();
+  const sasUrl = (n) => {
+    const blobName = `blob-${n}`;
+    const sas = generateBlobSASQueryParameters(
+      {
+        containerName: 'bench',
+        blobName,
+        permissions: BlobSASPermissions.parse('rcw'),
+        startsOn: new Date(Date.now() - 60_000),
+        expiresOn: new Date(Date.now() + 3_600_000),
+      },
+      credential,
+    );
+    return `${container.getBlockBlobClient(blobName).url}?${sas}`;
+  };
+  azurite.uploadUrl = async (n) => sasUrl(n);
+  azurite.afterUpload = async () => {};
+  azurite.downloadUrl = async (n) => sasUrl(n);
+  azurite.afterDownload = async (n) => {
+    await container.deleteBlob(`blob-${n}`);
+  };
+  return [mock, raw, azurite];
+}
+
+// ---------------------------------------------------------------- part 1: blob transfers
+
+async function ensureBlobFile() {
+  const file = join(OUT, `blob-${SIZE}.bin`);
+  const sumFile = `${file}.sha256`;
+  try {
+    if ((await stat(file)).size === SIZE) return { file, sha256: (await readFile(sumFile, 'utf8')).trim() };
+  } catch {}
+  log(`generating ${SIZE} random bytes into ${relative(root, file)}`);
+  const hash = createHash('sha256');
+  async function* gen() {
+    const chunk = Buffer.allocUnsafe(8 * MiB);
+    for (let left = SIZE; left > 0; left -= chunk.length) {
+      const part = randomFillSync(chunk).subarray(0, Math.min(left, chunk.length));
+      hash.update(part);
+      yield Buffer.from(part);
+    }
+  }
+  await pipeline(gen(), createWriteStream(file));
+  const sha256 = hash.digest('hex');
+  await writeFile(sumFile, `${sha256}\n`);
+  return { file, sha256 };
+}
+
+async function sha256Of(file) {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file, { highWaterMark: 4 * MiB }), hash);
+  return hash.digest('hex');
+}
+
+async function benchTransfers() {
+  const blob = await ensureBlobFile();
+  const targets = await startBlobTargets();
+  const clientScript = join(here, 'blob-client.mjs');
+  const downloaded = join(RUN, 'downloaded.bin');
+  const results = Object.fromEntries(targets.map((t) => [t.name, { upload: [], download: [], peakRss: 0 }]));
+  let n = 0;
+  for (let rep = 0; rep < REPEAT; rep++) {
+    // Rotate the order every repetition so no target always runs first (or right after another).
+    const order = targets.map((_, i) => targets[(i + rep) % targets.length]);
+    for (const t of order) {
+      n++;
+      const up = await withRssPolling(t.pid, async () =>
+        runChild([clientScript, 'upload', await t.uploadUrl(n), blob.file]),
+      );
+      await t.afterUpload(n);
+      const down = await withRssPolling(t.pid, async () =>
+        runChild([clientScript, 'download', await t.downloadUrl(n), downloaded]),
+      );
+      const got = await sha256Of(downloaded);
+      if (got !== blob.sha256) throw new Error(`${t.name}: downloaded content differs (sha256 ${got})`);
+      await rm(downloaded, { force: true });
+      await t.afterDownload(n);
+      const r = results[t.name];
+      const mibs = (x) => SIZE / MiB / (x.result.ms / 1000);
+      r.upload.push(mibs(up));
+      r.download.push(mibs(down));
+      r.peakRss = Math.max(r.peakRss, up.peakRss, down.peakRss);
+      log(
+        `#${rep + 1} ${t.name.padEnd(7)} upload ${mibs(up).toFixed(0).padStart(5)} MiB/s  download ${mibs(
+          down,
+        )
+          .toFixed(0)
+          .padStart(5)} MiB/s  peak RSS ${(Math.max(up.peakRss, down.peakRss) / MiB).toFixed(0)} MiB`,
+      );
+    }
+  }
+  for (const t of targets) {
+    results[t.name].hwm = memoryOf(t.pid).hwm;
+    results[t.name].label = t.label;
+    await stopChild(t.child);
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------- part 2: lookups
+
+const lookupBody = (exact) => {
+  const i = Math.floor(Math.random() * ENTRIES);
+  // Half exact hits; half prefix hits (the key is only a prefix: the exact step misses, then the
+  // newest entry with that prefix is found), as restores from a partial key do.
+  return JSON.stringify({
+    key: exact ? entryKey(i) : entryPrefix(i),
+    version: LOOKUP_VERSION,
+    restore_keys: [],
+  });
+};
+
+async function loadTest(url, headers, checkBody, duration) {
+  let n = 0;
+  let okBodies = 0;
+  let badBodies = 0;
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration,
+    requests: [
+      {
+        method: 'POST',
+        path: `${SERVICE}/GetCacheEntryDownloadURL`,
+        headers: { 'content-type': 'application/json', ...headers },
+        setupRequest: (req) => ({ ...req, body: lookupBody(n++ % 2 === 0) }),
+        onResponse: (status, body) => {
+          if (status === 200 && (!checkBody || checkBody(body))) okBodies++;
+          else badBodies++;
+        },
+      },
+    ],
+  });
+  return {
+    rps: result.requests.average,
+    requests: result.requests.total,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    okBodies,
+    badBodies,
+  };
+}
+
+async function benchLookups() {
+  const dataDir = join(RUN, 'lookup-data');
+  log(`preloading ${ENTRIES} committed entries (in-process createFsStorage)`);
+  const preload = await runChild([join(here, 'preload.mjs'), dataDir, String(ENTRIES)]);
+  log(`preloaded in ${(preload.ms / 1000).toFixed(1)} s`);
+  const results = { preloadMs: preload.ms };
+
+  const mock = await startMock(dataDir, 'mock-lookups');
+  const auth = { authorization: `Bearer ${mock.token}` };
+  const isHit = (body) => {
+    const j = JSON.parse(body);
+    return j.ok === true && j.signed_download_url.length > 0;
+  };
+  await loadTest(mock.url, auth, isHit, 2); // warm-up (JIT, SQLite page cache)
+  const m = await withRssPolling(mock.pid, () => loadTest(mock.url, auth, isHit, DURATION));
+  results.mock = { ...m.result, peakRss: m.peakRss, hwm: memoryOf(mock.pid).hwm, label: 'mock server' };
+  log(
+    `mock: ${m.result.rps.toFixed(0)} req/s, p50 ${m.result.p50} ms, p99 ${m.result.p99} ms, non-2xx ${m.result.non2xx}`,
+  );
+  await stopChild(mock.child);
+
+  for (const kind of ['http', 'fastify']) {
+    const s = await startChild(`hello ${kind}`, [join(here, 'hello-server.mjs'), kind], readyPort);
+    const url = `http://127.0.0.1:${s.port}`;
+    await loadTest(url, auth, undefined, 2);
+    const r = await loadTest(url, auth, undefined, DURATION);
+    results[kind] = { ...r, label: kind === 'http' ? 'hello JSON, node:http' : 'hello JSON, Fastify 5' };
+    log(`${kind}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
+    await stopChild(s.child);
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------- profile summary
+
+/** Self time by function (top 25) and by package/file of the newest profile of each kind. */
+async function summarizeProfiles() {
+  let names;
+  try {
+    names = (await readdir(PROF_DIR)).filter((f) => f.endsWith('.cpuprofile')).sort();
+  } catch {
+    return [];
+  }
+  const out = [];
+  for (const kind of ['mock-transfers', 'mock-lookups']) {
+    const name = names.filter((f) => f.startsWith(kind)).pop();
+    if (!name) continue;
+    const prof = JSON.parse(await readFile(join(PROF_DIR, name), 'utf8'));
+    const dt = new Map();
+    for (let i = 0; i < prof.samples.length; i++) {
+      dt.set(prof.samples[i], (dt.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0));
+    }
+    const total = [...dt.values()].reduce((a, b) => a + b, 0);
+    const byFn = new Map();
+    const byFile = new Map();
+    for (const node of prof.nodes) {
+      const us = dt.get(node.id) ?? 0;
+      if (!us) continue;
+      const cf = node.callFrame;
+      const file = cf.url
+        .replace(/^file:\/\//, '')
+        .replace(/.*node_modules\/\.pnpm\/[^/]+\/node_modules\//, '')
+        .replace(`${root}/`, '');
+      const fn = `${cf.functionName || '(anonymous)'} ${file}:${cf.lineNumber + 1}`;
+      byFn.set(fn, (byFn.get(fn) ?? 0) + us);
+      const group =
+        file.startsWith('packages/') || file.startsWith('node:')
+          ? file
+          : file
+              .split('/')
+              .slice(0, file.startsWith('@') ? 2 : 1)
+              .join('/') || cf.functionName;
+      byFile.set(group, (byFile.get(group) ?? 0) + us);
+    }
+    const top = (m, k) =>
+      [...m.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, k)
+        .map(([f, us]) => `${((100 * us) / total).toFixed(1).padStart(5)}%  ${f}`);
+    out.push({
+      kind,
+      file: relative(root, join(PROF_DIR, name)),
+      totalMs: total / 1000,
+      byFunction: top(byFn, 25),
+      byFile: top(byFile, 15),
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- report
+
+function machine() {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return {
+    date: new Date().toISOString(),
+    nproc: os.availableParallelism(),
+    ramGiB: Math.round(os.totalmem() / 1024 ** 3),
+    cpu,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+  };
+}
+
+const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const mb = (bytes) => (bytes / 1e6).toFixed(0);
+const mark = (ok) => (ok ? '✅' : '❌');
+
+function report(m, transfers, lookups) {
+  const lines = [];
+  lines.push(
+    `Run ${m.date} on ${m.nproc} CPUs (${m.cpu}), ${m.ramGiB} GiB RAM, ${m.kernel}, Node ${m.node}.`,
+    `Command: \`npx -y pnpm@10.34.8 run bench\` (= \`pnpm run build && node bench/mock-server.mjs\`).`,
+    '',
+  );
+  if (transfers) {
+    const mk = transfers.mock;
+    const raw = transfers.raw;
+    const az = transfers.azurite;
+    lines.push(
+      `### Blob transfers: ${SIZE / MiB} MiB of random bytes, median of ${REPEAT} interleaved runs`,
+      '',
+      'Upload: `BlockBlobClient.uploadFile(file, { blockSize: 64 MiB, concurrency: 8 })`. Download: the',
+      'path of `@actions/cache` 6.x on Azure: `getProperties`, then 128 MiB segments of',
+      '`downloadToBuffer(offset, count, { concurrency: 8 })` (4 MiB ranged GETs, 8 in flight) written to',
+      "the file. Each transfer runs in a fresh client process; MiB/s counts the SDK calls only (the mock's",
+      'Create/Finalize/Get RPCs are not timed). Every download is checked by SHA-256.',
+      '',
+      '| target | upload MiB/s | download MiB/s | server peak RSS (VmRSS max / VmHWM) | all runs up / down |',
+      '| --- | ---: | ---: | ---: | --- |',
+    );
+    for (const name of ['mock', 'raw', 'azurite']) {
+      const t = transfers[name];
+      lines.push(
+        `| ${t.label} | ${f0(median(t.upload))} | ${f0(median(t.download))} | ${mb(t.peakRss)} MB / ${mb(t.hwm)} MB | ${t.upload.map(f0).join(', ')} / ${t.download.map(f0).join(', ')} |`,
+      );
+    }
+    const upRaw = median(mk.upload) / median(raw.upload);
+    const downRaw = median(mk.download) / median(raw.download);
+    const upAz = median(mk.upload) / median(az.upload);
+    const downAz = median(mk.download) / median(az.download);
+    const peak = Math.max(mk.peakRss, mk.hwm);
+    lines.push(
+      '',
+      '| ratio | upload | download | target |',
+      '| --- | ---: | ---: | --- |',
+      `| mock / raw | ${f2(upRaw)} ${mark(upRaw >= 0.7)} | ${f2(downRaw)} ${mark(downRaw >= 0.7)} | ≥ 0.70 |`,
+      `| mock / Azurite | ${f2(upAz)} ${mark(upAz >= 2)} | ${f2(downAz)} ${mark(downAz >= 2)} | ≥ 2 |`,
+      `| mock peak RSS | ${mb(peak)} MB ${mark(peak < 150e6)} | | < 150 MB |`,
+      '',
+    );
+  }
+  if (lookups) {
+    const mk = lookups.mock;
+    lines.push(
+      `### GetCacheEntryDownloadURL: ${ENTRIES} committed entries, ${CONNECTIONS} connections, ${DURATION} s`,
+      '',
+      `Store preloaded in ${(lookups.preloadMs / 1000).toFixed(1)} s through \`createFsStorage\` (reserveEntry,`,
+      'putBlob of 16 bytes, commitEntry), then served by the CLI on that data dir. autocannon 8.0.0 in the',
+      'bench process, after a 2 s warm-up; each request asks for a random entry, alternating the exact key',
+      'and a prefix that only that entry has (exact step misses, prefix step hits). The baselines answer',
+      'the same requests with a fixed JSON body.',
+      '',
+      '| server | req/s | p50 ms | p99 ms | non-2xx | errors | hits checked | server peak RSS |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const name of ['mock', 'http', 'fastify']) {
+      const r = lookups[name];
+      lines.push(
+        `| ${r.label} | ${f0(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${name === 'mock' ? `${r.okBodies} ok / ${r.badBodies} not` : '—'} | ${r.peakRss ? `${mb(r.peakRss)} MB` : '—'} |`,
+      );
+    }
+    lines.push(
+      '',
+      `Mock: ${f0(mk.rps)} req/s ${mark(mk.rps >= 5000)} (target ≥ 5,000), non-2xx ${mk.non2xx} ${mark(mk.non2xx === 0 && mk.badBodies === 0 && mk.errors === 0)};`,
+      `${f2(mk.rps / lookups.http.rps)} × node:http hello, ${f2(mk.rps / lookups.fastify.rps)} × Fastify hello.`,
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
+const BEGIN = '<!-- mock-server-bench:begin (generated by bench/mock-server.mjs) -->';
+const END = '<!-- mock-server-bench:end -->';
+
+async function writeDoc(markdown) {
+  const file = join(root, 'docs', 'benchmarks.md');
+  let doc;
+  try {
+    doc = await readFile(file, 'utf8');
+  } catch {
+    doc = '# Benchmarks\n';
+  }
+  const block = `${BEGIN}\n${markdown.trim()}\n${END}`;
+  if (doc.includes(BEGIN) && doc.includes(END)) {
+    doc = doc.slice(0, doc.indexOf(BEGIN)) + block + doc.slice(doc.indexOf(END) + END.length);
+  } else if (doc.includes('\n## Mock server\n')) {
+    const at = doc.indexOf('\n## Mock server\n') + '\n## Mock server\n'.length;
+    doc = `${doc.slice(0, at)}\n${block}\n${doc.slice(at)}`;
+  } else {
+    doc = `${doc.trimEnd()}\n\n## Mock server\n\n${block}\n`;
+  }
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, doc);
+  log(`wrote ${relative(root, file)}`);
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  await mkdir(RUN, { recursive: true });
+  if (args['cpu-prof']) await mkdir(PROF_DIR, { recursive: true });
+  const m = machine();
+  const transfers = args['skip-transfers'] ? undefined : await benchTransfers();
+  const lookups = args['skip-lookups'] ? undefined : await benchLookups();
+  const markdown = report(m, transfers, lookups);
+  const profiles = await summarizeProfiles();
+  const json = join(OUT, `mock-server-${m.date.replace(/[:.]/g, '-')}.json`);
+  await writeFile(json, JSON.stringify({ machine: m, args, transfers, lookups, profiles }, null, 2));
+  process.stdout.write(`\n${markdown}\n`);
+  for (const p of profiles) {
+    process.stdout.write(
+      `\nCPU profile ${p.file} (${p.totalMs.toFixed(0)} ms sampled), self time by function:\n${p.byFunction.join('\n')}\nby package/file:\n${p.byFile.join('\n')}\n`,
+    );
+  }
+  if (!args['no-doc'] && transfers && lookups) await writeDoc(markdown);
+  log(`results in ${relative(root, json)}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+try {
+  await main();
+} finally {
+  await Promise.all([...children].map(stopChild));
+  if (!args.keep) await rm(RUN, { recursive: true, force: true });
+}
