@@ -9,9 +9,9 @@
 // Prints a Markdown table, writes bench/.out/mock-server-<time>.json and (unless --no-doc) the
 // "Mock server" section of docs/benchmarks.md between its markers. Needs `pnpm run build` first.
 //
-//   node bench/mock-server.mjs [--size 1G] [--repeat 3] [--entries 100000] [--duration 10]
+//   node bench/mock-server.mjs [--size 1G] [--repeat 5] [--entries 100000] [--duration 10]
 //        [--connections 64] [--cpu-prof] [--keep] [--no-doc] [--skip-transfers] [--skip-lookups]
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -35,7 +35,6 @@ import { entryKey, entryPrefix, VERSION as LOOKUP_VERSION } from './lookup-keys.
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const require = createRequire(import.meta.url);
-const MOCK_MAIN = join(dirname(require.resolve('@gha-cache/mock-server')), 'main.js');
 const AZURITE_MAIN = join(dirname(require.resolve('azurite/package.json')), 'dist/src/blob/main.js');
 const SERVICE = '/twirp/github.actions.results.api.v1.CacheService';
 const MiB = 1024 * 1024;
@@ -47,11 +46,12 @@ const AZURITE_KEY =
 const { values: args } = parseArgs({
   options: {
     size: { type: 'string', default: '1G' },
-    repeat: { type: 'string', default: '3' },
+    repeat: { type: 'string', default: '5' },
     entries: { type: 'string', default: '100000' },
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '64' },
     'cpu-prof': { type: 'boolean', default: false },
+    'mock-main': { type: 'string' },
     keep: { type: 'boolean', default: false },
     'no-doc': { type: 'boolean', default: false },
     'skip-transfers': { type: 'boolean', default: false },
@@ -68,6 +68,8 @@ const REPEAT = Number(args.repeat);
 const ENTRIES = Number(args.entries);
 const DURATION = Number(args.duration);
 const CONNECTIONS = Number(args.connections);
+// --mock-main runs another build of the CLI (e.g. a patched copy) to measure a proposed change.
+const MOCK_MAIN = args['mock-main'] ?? join(dirname(require.resolve('@gha-cache/mock-server')), 'main.js');
 
 const OUT = join(here, '.out');
 const RUN = join(OUT, `run-${process.pid}`);
@@ -84,13 +86,14 @@ const median = (xs) => {
 // ---------------------------------------------------------------- processes and memory
 
 /** Spawns a node child; resolves once `ready(line)` matches a stdout line (returns what it returned). */
-function startChild(name, nodeArgs, ready, { cwd = root } = {}) {
+function startChild(name, nodeArgs, ready, { cwd = root, onStderrLine } = {}) {
   const child = spawn(process.execPath, nodeArgs, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr = (stderr + d).slice(-4000);
   });
+  if (onStderrLine) createInterface({ input: child.stderr }).on('line', onStderrLine);
   child.on('exit', () => children.delete(child));
   const lines = createInterface({ input: child.stdout });
   return new Promise((resolve, reject) => {
@@ -142,9 +145,19 @@ function memoryOf(pid) {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
-/** Samples VmRSS of `pid` every 50 ms while `work` runs; returns its result and the peak sample. */
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSecondsOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
+}
+
+/**
+ * Samples VmRSS of `pid` every 50 ms while `work` runs; returns its result, the peak sample and
+ * the CPU seconds the process used meanwhile (less sensitive to other load than wall time).
+ */
 async function withRssPolling(pid, work) {
   let peak = memoryOf(pid).rss;
+  const cpu0 = cpuSecondsOf(pid);
   const timer = setInterval(() => {
     try {
       peak = Math.max(peak, memoryOf(pid).rss);
@@ -153,7 +166,7 @@ async function withRssPolling(pid, work) {
   try {
     const result = await work();
     peak = Math.max(peak, memoryOf(pid).rss);
-    return { result, peakRss: peak };
+    return { result, peakRss: peak, cpuSeconds: cpuSecondsOf(pid) - cpu0 };
   } finally {
     clearInterval(timer);
   }
@@ -174,7 +187,7 @@ const profFlags = (name) =>
     ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
     : [];
 
-async function startMock(dataDir, profName) {
+async function startMock(dataDir, profName, { logLevel = 'silent', onStderrLine } = {}) {
   const s = await startChild(
     'mock server',
     [
@@ -186,7 +199,7 @@ async function startMock(dataDir, profName) {
       '--data-dir',
       dataDir,
       '--log-level',
-      'silent',
+      logLevel,
     ],
     (line, state) => {
       const m = /^export (\w+)=(.*)$/.exec(line);
@@ -195,6 +208,7 @@ async function startMock(dataDir, profName) {
         ? { url: state.ACTIONS_RESULTS_URL.replace(/\/$/, ''), token: state.ACTIONS_RUNTIME_TOKEN }
         : undefined;
     },
+    { onStderrLine },
   );
   return s;
 }
@@ -218,7 +232,18 @@ const readyPort = (line) => {
 /** The three blob targets, each with how to get signed URLs for transfer `n`. */
 async function startBlobTargets() {
   const mockDir = join(RUN, 'mock-data');
-  const mock = await startMock(mockDir, 'mock-transfers');
+  // Request log on (the CLI's default level): it gives each Put Block List's duration (assembly + fsync).
+  const commitMs = [];
+  const mock = await startMock(mockDir, 'mock-transfers', {
+    logLevel: 'info',
+    onStderrLine: (line) => {
+      if (!line.includes('"PutBlockList"')) return;
+      try {
+        commitMs.push(JSON.parse(line).ms);
+      } catch {}
+    },
+  });
+  mock.commitMs = commitMs;
   const version = createHash('sha256').update('bench-blob').digest('hex');
   mock.name = 'mock';
   mock.label = 'mock server (fs storage)';
@@ -343,17 +368,27 @@ async function benchTransfers() {
   const targets = await startBlobTargets();
   const clientScript = join(here, 'blob-client.mjs');
   const downloaded = join(RUN, 'downloaded.bin');
-  const results = Object.fromEntries(targets.map((t) => [t.name, { upload: [], download: [], peakRss: 0 }]));
+  const results = Object.fromEntries(
+    targets.map((t) => [
+      t.name,
+      { upload: [], download: [], uploadCpu: [], downloadCpu: [], load: [], peakRss: 0 },
+    ]),
+  );
   let n = 0;
+  // Every transfer starts with no dirty pages (`sync`, untimed): otherwise one target's writeback
+  // throttles the next one's writes and the figures depend on the order.
+  const settle = () => spawnSync('sync', { stdio: 'ignore' });
   for (let rep = 0; rep < REPEAT; rep++) {
     // Rotate the order every repetition so no target always runs first (or right after another).
     const order = targets.map((_, i) => targets[(i + rep) % targets.length]);
     for (const t of order) {
       n++;
+      settle();
       const up = await withRssPolling(t.pid, async () =>
         runChild([clientScript, 'upload', await t.uploadUrl(n), blob.file]),
       );
       await t.afterUpload(n);
+      settle();
       const down = await withRssPolling(t.pid, async () =>
         runChild([clientScript, 'download', await t.downloadUrl(n), downloaded]),
       );
@@ -365,6 +400,9 @@ async function benchTransfers() {
       const mibs = (x) => SIZE / MiB / (x.result.ms / 1000);
       r.upload.push(mibs(up));
       r.download.push(mibs(down));
+      r.uploadCpu.push(up.cpuSeconds);
+      r.downloadCpu.push(down.cpuSeconds);
+      r.load.push(os.loadavg()[0]);
       r.peakRss = Math.max(r.peakRss, up.peakRss, down.peakRss);
       log(
         `#${rep + 1} ${t.name.padEnd(7)} upload ${mibs(up).toFixed(0).padStart(5)} MiB/s  download ${mibs(
@@ -375,6 +413,7 @@ async function benchTransfers() {
       );
     }
   }
+  results.mock.commitMs = targets[0].commitMs;
   for (const t of targets) {
     results[t.name].hwm = memoryOf(t.pid).hwm;
     results[t.name].label = t.label;
@@ -558,15 +597,17 @@ function report(m, transfers, lookups) {
       'path of `@actions/cache` 6.x on Azure: `getProperties`, then 128 MiB segments of',
       '`downloadToBuffer(offset, count, { concurrency: 8 })` (4 MiB ranged GETs, 8 in flight) written to',
       "the file. Each transfer runs in a fresh client process; MiB/s counts the SDK calls only (the mock's",
-      'Create/Finalize/Get RPCs are not timed). Every download is checked by SHA-256.',
+      'Create/Finalize/Get RPCs are not timed). Every download is checked by SHA-256. `sync` runs',
+      "before every transfer (untimed) so none starts with another one's dirty pages. Server CPU is",
+      'user + system seconds of the server process during the transfer (from /proc/<pid>/stat).',
       '',
-      '| target | upload MiB/s | download MiB/s | server peak RSS (VmRSS max / VmHWM) | all runs up / down |',
-      '| --- | ---: | ---: | ---: | --- |',
+      '| target | upload MiB/s | download MiB/s | server CPU s up / down | server peak RSS (VmRSS max / VmHWM) | all runs up / down MiB/s |',
+      '| --- | ---: | ---: | ---: | ---: | --- |',
     );
     for (const name of ['mock', 'raw', 'azurite']) {
       const t = transfers[name];
       lines.push(
-        `| ${t.label} | ${f0(median(t.upload))} | ${f0(median(t.download))} | ${mb(t.peakRss)} MB / ${mb(t.hwm)} MB | ${t.upload.map(f0).join(', ')} / ${t.download.map(f0).join(', ')} |`,
+        `| ${t.label} | ${f0(median(t.upload))} | ${f0(median(t.download))} | ${f2(median(t.uploadCpu))} / ${f2(median(t.downloadCpu))} | ${mb(t.peakRss)} MB / ${mb(t.hwm)} MB | ${t.upload.map(f0).join(', ')} / ${t.download.map(f0).join(', ')} |`,
       );
     }
     const upRaw = median(mk.upload) / median(raw.upload);
@@ -581,6 +622,8 @@ function report(m, transfers, lookups) {
       `| mock / raw | ${f2(upRaw)} ${mark(upRaw >= 0.7)} | ${f2(downRaw)} ${mark(downRaw >= 0.7)} | ≥ 0.70 |`,
       `| mock / Azurite | ${f2(upAz)} ${mark(upAz >= 2)} | ${f2(downAz)} ${mark(downAz >= 2)} | ≥ 2 |`,
       `| mock peak RSS | ${mb(peak)} MB ${mark(peak < 150e6)} | | < 150 MB |`,
+      '',
+      `Mock Put Block List (assembling the staged blocks into one file + fsync), from its request log: ${mk.commitMs.map((x) => `${f0(x)} ms`).join(', ')}; a whole upload takes ${mk.upload.map((x) => `${f0((SIZE / MiB / x) * 1000)} ms`).join(', ')}.`,
       '',
     );
   }
