@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { BlobError, toCacheError } from '../errors.js';
@@ -89,6 +90,8 @@ export async function blobErrorFrom(
 /** An AbortController that follows `parent` and can also be aborted on its own (first failure wins). */
 export function linkedAbort(parent: AbortSignal | undefined): AbortController {
   const ac = new AbortController();
+  // Every in-flight request listens on it; dozens of ranges or blocks are normal, not a leak.
+  setMaxListeners(0, ac.signal);
   if (parent) {
     if (parent.aborted) ac.abort(parent.reason);
     else parent.addEventListener('abort', () => ac.abort(parent.reason), { once: true });

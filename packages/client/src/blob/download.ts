@@ -16,6 +16,8 @@ import { blobErrorFrom, blobRequest, header, linkedAbort, type TransferProgress 
 const MiB = 1024 * 1024;
 /** Chunks are coalesced up to this size before a positional file write. */
 const WRITE_COALESCE = MiB;
+/** Bytes of one range queued for writing before reading pauses. */
+const WRITE_AHEAD = 2 * MiB;
 
 export type BlobDestination = { path: string } | { stream: Writable };
 
@@ -329,31 +331,54 @@ async function parallelToFile(
         let pending: Buffer[] = [];
         let pendingLen = 0;
         let pendingAt = start;
-        const flush = async () => {
+        // Writes are pipelined with the socket reads: the body keeps flowing while earlier bytes are being
+        // written (positional, so order does not matter); reading waits only when WRITE_AHEAD bytes are queued.
+        const writes = new Set<Promise<void>>();
+        let queued = 0;
+        let writeError: unknown;
+        const writeAt = async (chunks: Buffer[], at: number, len: number) => {
+          let left = len;
+          let pos = at;
+          let rest = chunks;
+          while (left > 0) {
+            const { bytesWritten } = await fh.writev(rest, pos);
+            left -= bytesWritten;
+            pos += bytesWritten;
+            if (left > 0) rest = dropBytes(rest, bytesWritten);
+          }
+          written += len;
+        };
+        const flush = () => {
           if (pendingLen === 0) return;
-          // Vectored positional write: no copy into one buffer.
-          let chunks = pending;
-          let at = pendingAt;
-          let left = pendingLen;
-          pendingAt += pendingLen;
-          written += pendingLen;
+          const len = pendingLen;
+          const p: Promise<void> = writeAt(pending, pendingAt, len)
+            .catch((err: unknown) => {
+              writeError ??= err;
+            })
+            .finally(() => {
+              queued -= len;
+              writes.delete(p);
+            });
+          writes.add(p);
+          queued += len;
+          pendingAt += len;
           pending = [];
           pendingLen = 0;
-          while (left > 0) {
-            const { bytesWritten } = await fh.writev(chunks, at);
-            left -= bytesWritten;
-            at += bytesWritten;
-            if (left > 0) chunks = dropBytes(chunks, bytesWritten);
-          }
         };
         try {
           await fetchRange(urls, start, end, size, etag, options, abort.signal, async (chunk) => {
             pending.push(chunk);
             pendingLen += chunk.length;
             progress(chunk.length, size);
-            if (pendingLen >= WRITE_COALESCE) await flush();
+            if (pendingLen >= WRITE_COALESCE) {
+              flush();
+              while (queued > WRITE_AHEAD && writes.size > 0) await Promise.race(writes);
+              if (writeError !== undefined) throw writeError;
+            }
           });
-          await flush();
+          flush();
+          await Promise.all(writes);
+          if (writeError !== undefined) throw writeError;
         } catch (err) {
           if (failure === undefined) {
             failure = err;

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /** `gha-cache` entry point: the only place that reads argv and the environment. */
+import { setMaxListeners } from 'node:events';
 import { runCli } from './program.js';
 
 const controller = new AbortController();
+setMaxListeners(0, controller.signal);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => controller.abort(new Error(`interrupted by ${sig}`)));
 }
