@@ -9,7 +9,7 @@
 // Prints a Markdown table, writes bench/.out/mock-server-<time>.json and (unless --no-doc) the
 // "Mock server" section of docs/benchmarks.md between its markers. Needs `pnpm run build` first.
 //
-//   node bench/mock-server.mjs [--size 1G] [--repeat 5] [--entries 100000] [--duration 10]
+//   node bench/mock-server.mjs [--size 1G] [--repeat 5] [--warmup 1] [--entries 100000] [--duration 10]
 //        [--connections 64] [--cpu-prof] [--keep] [--no-doc] [--skip-transfers] [--skip-lookups]
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
   options: {
     size: { type: 'string', default: '1G' },
     repeat: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
     entries: { type: 'string', default: '100000' },
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '64' },
@@ -65,6 +66,7 @@ const parseSize = (s) => {
 };
 const SIZE = parseSize(args.size);
 const REPEAT = Number(args.repeat);
+const WARMUP = Number(args.warmup);
 const ENTRIES = Number(args.entries);
 const DURATION = Number(args.duration);
 const CONNECTIONS = Number(args.connections);
@@ -229,21 +231,24 @@ const readyPort = (line) => {
   return m ? { port: Number(m[1]) } : undefined;
 };
 
+/** Collects the `ms` of `{"op":"PutBlockList",…}` JSON log lines into `into`. */
+const commitTimes = (into) => (line) => {
+  if (!line.includes('"PutBlockList"')) return;
+  try {
+    into.push(JSON.parse(line).ms);
+  } catch {}
+};
+
 /** The three blob targets, each with how to get signed URLs for transfer `n`. */
 async function startBlobTargets() {
   const mockDir = join(RUN, 'mock-data');
   // Request log on (the CLI's default level): it gives each Put Block List's duration (assembly + fsync).
-  const commitMs = [];
+  const mockCommits = [];
   const mock = await startMock(mockDir, 'mock-transfers', {
     logLevel: 'info',
-    onStderrLine: (line) => {
-      if (!line.includes('"PutBlockList"')) return;
-      try {
-        commitMs.push(JSON.parse(line).ms);
-      } catch {}
-    },
+    onStderrLine: commitTimes(mockCommits),
   });
-  mock.commitMs = commitMs;
+  mock.commitMs = mockCommits;
   const version = createHash('sha256').update('bench-blob').digest('hex');
   mock.name = 'mock';
   mock.label = 'mock server (fs storage)';
@@ -272,11 +277,16 @@ async function startBlobTargets() {
   };
   mock.afterDownload = async () => {};
 
+  const rawCommits = [];
   const raw = await startChild(
     'raw server',
     [join(here, 'raw-server.mjs'), join(RUN, 'raw-data')],
     readyPort,
+    {
+      onStderrLine: commitTimes(rawCommits),
+    },
   );
+  raw.commitMs = rawCommits;
   raw.name = 'raw';
   raw.label = 'raw node:http baseline';
   const rawUrl = (n) => `http://127.0.0.1:${raw.port}/account/container/blob-${n}`;
@@ -368,19 +378,32 @@ async function benchTransfers() {
   const targets = await startBlobTargets();
   const clientScript = join(here, 'blob-client.mjs');
   const downloaded = join(RUN, 'downloaded.bin');
+  const idleRss = Object.fromEntries(targets.map((t) => [t.name, memoryOf(t.pid).rss]));
   const results = Object.fromEntries(
     targets.map((t) => [
       t.name,
-      { upload: [], download: [], uploadCpu: [], downloadCpu: [], load: [], peakRss: 0 },
+      {
+        upload: [],
+        download: [],
+        uploadCpu: [],
+        downloadCpu: [],
+        load: [],
+        peakRss: 0,
+        peakRssUpload: 0,
+        peakRssDownload: 0,
+      },
     ]),
   );
   let n = 0;
   // Every transfer starts with no dirty pages (`sync`, untimed): otherwise one target's writeback
   // throttles the next one's writes and the figures depend on the order.
   const settle = () => spawnSync('sync', { stdio: 'ignore' });
-  for (let rep = 0; rep < REPEAT; rep++) {
+  // Warm-up rounds (untimed, but their RSS counts): the first transfers on a fresh VM run slower for
+  // every target (the guest touches new memory pages for the page cache; JIT warm-up of each server).
+  for (let rep = -WARMUP; rep < REPEAT; rep++) {
+    if (rep === 0) for (const t of targets) t.commitMs?.splice(0);
     // Rotate the order every repetition so no target always runs first (or right after another).
-    const order = targets.map((_, i) => targets[(i + rep) % targets.length]);
+    const order = targets.map((_, i) => targets[(i + rep + WARMUP) % targets.length]);
     for (const t of order) {
       n++;
       settle();
@@ -398,22 +421,26 @@ async function benchTransfers() {
       await t.afterDownload(n);
       const r = results[t.name];
       const mibs = (x) => SIZE / MiB / (x.result.ms / 1000);
+      r.peakRss = Math.max(r.peakRss, up.peakRss, down.peakRss);
+      r.peakRssUpload = Math.max(r.peakRssUpload, up.peakRss);
+      r.peakRssDownload = Math.max(r.peakRssDownload, down.peakRss);
+      const what = `${rep < 0 ? 'warm-up' : `#${rep + 1}`} ${t.name}`.padEnd(16);
+      log(
+        `${what} upload ${f0(mibs(up)).padStart(4)} MiB/s  download ${f0(mibs(down)).padStart(4)} MiB/s  ` +
+          `server RSS peak up ${mb(up.peakRss)} MB / down ${mb(down.peakRss)} MB  CPU up ${f2(up.cpuSeconds)} s / down ${f2(down.cpuSeconds)} s`,
+      );
+      if (rep < 0) continue;
       r.upload.push(mibs(up));
       r.download.push(mibs(down));
       r.uploadCpu.push(up.cpuSeconds);
       r.downloadCpu.push(down.cpuSeconds);
       r.load.push(os.loadavg()[0]);
-      r.peakRss = Math.max(r.peakRss, up.peakRss, down.peakRss);
-      log(
-        `#${rep + 1} ${t.name.padEnd(7)} upload ${mibs(up).toFixed(0).padStart(5)} MiB/s  download ${mibs(
-          down,
-        )
-          .toFixed(0)
-          .padStart(5)} MiB/s  peak RSS ${(Math.max(up.peakRss, down.peakRss) / MiB).toFixed(0)} MiB`,
-      );
     }
   }
-  results.mock.commitMs = targets[0].commitMs;
+  for (const t of targets) {
+    results[t.name].idleRss = idleRss[t.name];
+    if (t.commitMs) results[t.name].commitMs = t.commitMs;
+  }
   for (const t of targets) {
     results[t.name].hwm = memoryOf(t.pid).hwm;
     results[t.name].label = t.label;
@@ -591,7 +618,7 @@ function report(m, transfers, lookups) {
     const raw = transfers.raw;
     const az = transfers.azurite;
     lines.push(
-      `### Blob transfers: ${SIZE / MiB} MiB of random bytes, median of ${REPEAT} interleaved runs`,
+      `### Blob transfers: ${SIZE / MiB} MiB of random bytes, median of ${REPEAT} interleaved runs after ${WARMUP} warm-up round`,
       '',
       'Upload: `BlockBlobClient.uploadFile(file, { blockSize: 64 MiB, concurrency: 8 })`. Download: the',
       'path of `@actions/cache` 6.x on Azure: `getProperties`, then 128 MiB segments of',
@@ -601,13 +628,13 @@ function report(m, transfers, lookups) {
       "before every transfer (untimed) so none starts with another one's dirty pages. Server CPU is",
       'user + system seconds of the server process during the transfer (from /proc/<pid>/stat).',
       '',
-      '| target | upload MiB/s | download MiB/s | server CPU s up / down | server peak RSS (VmRSS max / VmHWM) | all runs up / down MiB/s |',
+      '| target | upload MiB/s | download MiB/s | server CPU s up / down | server RSS idle → peak up / down (VmHWM) | all runs up / down MiB/s |',
       '| --- | ---: | ---: | ---: | ---: | --- |',
     );
     for (const name of ['mock', 'raw', 'azurite']) {
       const t = transfers[name];
       lines.push(
-        `| ${t.label} | ${f0(median(t.upload))} | ${f0(median(t.download))} | ${f2(median(t.uploadCpu))} / ${f2(median(t.downloadCpu))} | ${mb(t.peakRss)} MB / ${mb(t.hwm)} MB | ${t.upload.map(f0).join(', ')} / ${t.download.map(f0).join(', ')} |`,
+        `| ${t.label} | ${f0(median(t.upload))} | ${f0(median(t.download))} | ${f2(median(t.uploadCpu))} / ${f2(median(t.downloadCpu))} | ${mb(t.idleRss)} → ${mb(t.peakRssUpload)} / ${mb(t.peakRssDownload)} MB (${mb(t.hwm)}) | ${t.upload.map(f0).join(', ')} / ${t.download.map(f0).join(', ')} |`,
       );
     }
     const upRaw = median(mk.upload) / median(raw.upload);
@@ -623,7 +650,11 @@ function report(m, transfers, lookups) {
       `| mock / Azurite | ${f2(upAz)} ${mark(upAz >= 2)} | ${f2(downAz)} ${mark(downAz >= 2)} | ≥ 2 |`,
       `| mock peak RSS | ${mb(peak)} MB ${mark(peak < 150e6)} | | < 150 MB |`,
       '',
-      `Mock Put Block List (assembling the staged blocks into one file + fsync), from its request log: ${mk.commitMs.map((x) => `${f0(x)} ms`).join(', ')}; a whole upload takes ${mk.upload.map((x) => `${f0((SIZE / MiB / x) * 1000)} ms`).join(', ')}.`,
+      'Where upload time goes: the server-side duration of Put Block List (assembling the staged blocks into',
+      'the blob file; the mock also fsyncs it), from the request logs, against the whole upload:',
+      '',
+      `- mock: Put Block List ${mk.commitMs.map(f0).join(', ')} ms of uploads taking ${mk.upload.map((x) => f0((SIZE / MiB / x) * 1000)).join(', ')} ms`,
+      `- raw: Put Block List ${raw.commitMs.map(f0).join(', ')} ms of uploads taking ${raw.upload.map((x) => f0((SIZE / MiB / x) * 1000)).join(', ')} ms`,
       '',
     );
   }

@@ -5,7 +5,8 @@
 //   PUT ?comp=blocklist          concatenates the listed blocks (streamed) into <dir>/<blob> → 201
 //   PUT (Put Blob)               streams the body to <dir>/<blob>                          → 201
 //   GET/HEAD                     serves <dir>/<blob>, full or one `x-ms-range`/`Range`      → 200/206
-// No fsync (the upper bound a store can reach). Blob names are flattened (`/` → `_`).
+// No fsync (the upper bound a store can reach). Blob names are flattened (`/` → `_`). Each Put Block
+// List logs `{"op":"PutBlockList","ms":…}` on stderr.
 //
 //   node bench/raw-server.mjs <dir>      → prints `READY <port>` on stdout, SIGTERM closes it
 import { randomUUID } from 'node:crypto';
@@ -52,6 +53,7 @@ async function handle(req, res) {
       return;
     }
     if (comp === 'blocklist') {
+      const started = performance.now();
       const xml = await readText(req);
       const ids = [...xml.matchAll(/<(?:Latest|Uncommitted|Committed)>([^<]*)<\//g)].map((m) =>
         Buffer.from(m[1], 'base64').toString('hex'),
@@ -62,6 +64,8 @@ async function handle(req, res) {
       }
       await pipeline(concat(), out);
       await rm(`${file}.blocks`, { recursive: true, force: true });
+      // Same shape as the mock's request log line, for the bench's Put Block List timings.
+      process.stderr.write(`${JSON.stringify({ op: 'PutBlockList', ms: performance.now() - started })}\n`);
     } else {
       await pipeline(req, createWriteStream(file, { highWaterMark: MiB }));
     }
