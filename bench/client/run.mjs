@@ -3,13 +3,13 @@
 // of the CLI for a large blob. Needs `pnpm build` first. Writes bench/.out/client-<time>.json and prints a
 // Markdown table.
 //
-//   node bench/client/run.mjs [--size 1G] [--rate 20M] [--repeat 3] [--rss-size 5G] [--keep]
+//   node bench/client/run.mjs [--size 1G] [--rate 20M] [--repeat 5] [--rss-size 5G] [--keep]
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,7 +27,7 @@ const { values: args } = parseArgs({
   options: {
     size: { type: 'string', default: '1G' },
     rate: { type: 'string', default: '20M' },
-    repeat: { type: 'string', default: '3' },
+    repeat: { type: 'string', default: '5' },
     'rss-size': { type: 'string', default: '5G' },
     keep: { type: 'boolean', default: false },
   },
@@ -216,52 +216,64 @@ async function checkOut(out) {
   await rm(out);
 }
 
-const results = { size: SIZE, rateBytesPerSec: RATE, repeat: REPEAT, node: process.version, scenarios: {} };
+const results = {
+  size: SIZE,
+  rateBytesPerSec: RATE,
+  repeat: REPEAT,
+  node: process.version,
+  loadAvgBefore: loadavg()[0],
+  scenarios: {},
+};
+// The machine has 2 cores: anything else running skews every figure. Say so in the output.
+if (loadavg()[0] > 1)
+  log(`warning: load average ${loadavg()[0].toFixed(2)} before the run; figures may be skewed`);
+
+const sync = () => run('/bin/sync', []);
 
 for (const [name, base, repeat] of [
   ['unthrottled', mock.url, REPEAT],
   ['throttled', proxy.url, 1],
 ]) {
-  const s = {};
-  const measure = async (label, fn) => {
-    const runs = [];
-    for (let i = 0; i < repeat; i++) {
-      const r = await fn();
-      runs.push(r);
-      log(
-        `${name} ${label}: ${mibps(SIZE, r.ms).toFixed(1)} MiB/s (${(r.ms / 1000).toFixed(2)} s, RSS ${((r.rssKiB ?? 0) / 1024).toFixed(0)} MiB)`,
-      );
+  // Tools are interleaved within each round and dirty pages are flushed before every run, so no tool
+  // pays for another's disk writeback.
+  const runs = {};
+  const record = (label, r) => {
+    runs[label] ??= [];
+    runs[label].push(r);
+    log(
+      `${name} ${label}: ${mibps(SIZE, r.ms).toFixed(1)} MiB/s (${(r.ms / 1000).toFixed(2)} s, RSS ${((r.rssKiB ?? 0) / 1024).toFixed(0)} MiB)`,
+    );
+  };
+  const out = join(work, 'out.bin');
+  let key;
+  for (let i = 0; i < repeat; i++) {
+    await sync();
+    const k = `bench-${name}-gha-${seq++}`;
+    key ??= k;
+    record('gha-cache put', await ghaPut(base, k));
+    await sync();
+    record('@actions/cache upload', await jsUpload(base, `bench-${name}-js-${seq++}`));
+    for (const [label, fn] of [
+      ['gha-cache get', ghaGet],
+      ['@actions/cache download', jsDownload],
+      ['curl', curlDownload],
+    ]) {
+      await sync();
+      const r = await fn(base, key, out);
+      await checkOut(out);
+      record(label, r);
     }
-    const ms = median(runs.map((r) => r.ms));
+  }
+  const s = {};
+  for (const [label, rs] of Object.entries(runs)) {
+    const ms = median(rs.map((r) => r.ms));
     s[label] = {
       ms,
       mibps: mibps(SIZE, ms),
-      maxRssMiB: Math.max(...runs.map((r) => (r.rssKiB ?? 0) / 1024)),
+      runs: rs.map((r) => Math.round(r.ms)),
+      maxRssMiB: Math.max(...rs.map((r) => (r.rssKiB ?? 0) / 1024)),
     };
-  };
-  const putKeys = [];
-  await measure('gha-cache put', () => {
-    putKeys.push(`bench-${name}-gha-${seq++}`);
-    return ghaPut(base, putKeys.at(-1));
-  });
-  await measure('@actions/cache upload', () => jsUpload(base, `bench-${name}-js-${seq++}`));
-  const key = putKeys[0];
-  const out = join(work, 'out.bin');
-  await measure('gha-cache get', async () => {
-    const r = await ghaGet(base, key, out);
-    await checkOut(out);
-    return r;
-  });
-  await measure('@actions/cache download', async () => {
-    const r = await jsDownload(base, key, out);
-    await checkOut(out);
-    return r;
-  });
-  await measure('curl', async () => {
-    const r = await curlDownload(base, key, out);
-    await checkOut(out);
-    return r;
-  });
+  }
   results.scenarios[name] = s;
 }
 
@@ -292,6 +304,7 @@ if (RSS_SIZE > 0) {
   log(`RSS ${JSON.stringify(results.rss)}`);
 }
 
+results.loadAvgAfter = loadavg()[0];
 await proxy.close();
 await mock.close();
 if (!args.keep) await rm(work, { recursive: true, force: true });
@@ -314,7 +327,7 @@ const t = results.scenarios.throttled;
 const ratio = (a, b) => (a.mibps / b.mibps).toFixed(2);
 process.stdout.write(
   [
-    `Blob ${(SIZE / MiB).toFixed(0)} MiB, throttle ${RATE / MiB} MiB/s per connection, median of ${REPEAT} (throttled: 1 run), ${process.version}`,
+    `Blob ${(SIZE / MiB).toFixed(0)} MiB, throttle ${RATE / MiB} MiB/s per connection, median of ${REPEAT} (throttled: 1 run), ${process.version}, load average ${results.loadAvgBefore.toFixed(2)} → ${results.loadAvgAfter.toFixed(2)}`,
     '',
     '| scenario | tool | MiB/s | s | peak RSS MiB |',
     '|---|---|---|---|---|',
