@@ -10,7 +10,7 @@
 // "Mock server" section of docs/benchmarks.md between its markers. Needs `pnpm run build` first.
 //
 //   node bench/mock-server.mjs [--size 1G] [--repeat 5] [--warmup 1] [--entries 100000] [--duration 10]
-//        [--connections 64] [--cpu-prof] [--keep] [--no-doc] [--skip-transfers] [--skip-lookups]
+//        [--connections 64] [--cpu-prof] [--mock-main F] [--compare-main F] [--keep] [--no-doc] [--skip-transfers] [--skip-lookups]
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
@@ -53,6 +53,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '64' },
     'cpu-prof': { type: 'boolean', default: false },
     'mock-main': { type: 'string' },
+    'compare-main': { type: 'string' },
     keep: { type: 'boolean', default: false },
     'no-doc': { type: 'boolean', default: false },
     'skip-transfers': { type: 'boolean', default: false },
@@ -189,20 +190,10 @@ const profFlags = (name) =>
     ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
     : [];
 
-async function startMock(dataDir, profName, { logLevel = 'silent', onStderrLine } = {}) {
+async function startMock(dataDir, profName, { logLevel = 'silent', onStderrLine, main = MOCK_MAIN } = {}) {
   const s = await startChild(
     'mock server',
-    [
-      ...profFlags(profName),
-      MOCK_MAIN,
-      'serve',
-      '--port',
-      '0',
-      '--data-dir',
-      dataDir,
-      '--log-level',
-      logLevel,
-    ],
+    [...profFlags(profName), main, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', logLevel],
     (line, state) => {
       const m = /^export (\w+)=(.*)$/.exec(line);
       if (m) state[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
@@ -239,19 +230,19 @@ const commitTimes = (into) => (line) => {
   } catch {}
 };
 
-/** The three blob targets, each with how to get signed URLs for transfer `n`. */
-async function startBlobTargets() {
-  const mockDir = join(RUN, 'mock-data');
+/** A mock server target for the blob transfers, from the CLI at `main`. */
+async function startMockTarget(name, label, main) {
   // Request log on (the CLI's default level): it gives each Put Block List's duration (assembly + fsync).
-  const mockCommits = [];
-  const mock = await startMock(mockDir, 'mock-transfers', {
+  const commits = [];
+  const mock = await startMock(join(RUN, `${name}-data`), `${name}-transfers`, {
     logLevel: 'info',
-    onStderrLine: commitTimes(mockCommits),
+    onStderrLine: commitTimes(commits),
+    main,
   });
-  mock.commitMs = mockCommits;
+  mock.commitMs = commits;
   const version = createHash('sha256').update('bench-blob').digest('hex');
-  mock.name = 'mock';
-  mock.label = 'mock server (fs storage)';
+  mock.name = name;
+  mock.label = label;
   mock.uploadUrl = async (n) => {
     const key = `bench-blob-${n}`;
     const r = await twirp(mock, 'CreateCacheEntry', { key, version });
@@ -276,6 +267,15 @@ async function startBlobTargets() {
     return r.signed_download_url;
   };
   mock.afterDownload = async () => {};
+  return mock;
+}
+
+/** The blob targets (mock, [patched mock], raw, Azurite), each with how to get signed URLs for transfer `n`. */
+async function startBlobTargets() {
+  const mock = await startMockTarget('mock', 'mock server (fs storage)', MOCK_MAIN);
+  const alt = args['compare-main']
+    ? [await startMockTarget('alt', `patched mock (${args['compare-main']})`, args['compare-main'])]
+    : [];
 
   const rawCommits = [];
   const raw = await startChild(
@@ -340,7 +340,7 @@ async function startBlobTargets() {
   azurite.afterDownload = async (n) => {
     await container.deleteBlob(`blob-${n}`);
   };
-  return [mock, raw, azurite];
+  return [mock, ...alt, raw, azurite];
 }
 
 // ---------------------------------------------------------------- part 1: blob transfers
@@ -631,7 +631,8 @@ function report(m, transfers, lookups) {
       '| target | upload MiB/s | download MiB/s | server CPU s up / down | server RSS idle → peak up / down (VmHWM) | all runs up / down MiB/s |',
       '| --- | ---: | ---: | ---: | ---: | --- |',
     );
-    for (const name of ['mock', 'raw', 'azurite']) {
+    for (const name of ['mock', 'alt', 'raw', 'azurite']) {
+      if (!transfers[name]) continue;
       const t = transfers[name];
       lines.push(
         `| ${t.label} | ${f0(median(t.upload))} | ${f0(median(t.download))} | ${f2(median(t.uploadCpu))} / ${f2(median(t.downloadCpu))} | ${mb(t.idleRss)} → ${mb(t.peakRssUpload)} / ${mb(t.peakRssDownload)} MB (${mb(t.hwm)}) | ${t.upload.map(f0).join(', ')} / ${t.download.map(f0).join(', ')} |`,
@@ -649,11 +650,23 @@ function report(m, transfers, lookups) {
       `| mock / raw | ${f2(upRaw)} ${mark(upRaw >= 0.7)} | ${f2(downRaw)} ${mark(downRaw >= 0.7)} | ≥ 0.70 |`,
       `| mock / Azurite | ${f2(upAz)} ${mark(upAz >= 2)} | ${f2(downAz)} ${mark(downAz >= 2)} | ≥ 2 |`,
       `| mock peak RSS | ${mb(peak)} MB ${mark(peak < 150e6)} | | < 150 MB |`,
+      ...(transfers.alt
+        ? [
+            `| patched / raw | ${f2(median(transfers.alt.upload) / median(raw.upload))} | ${f2(median(transfers.alt.download) / median(raw.download))} | |`,
+            `| patched / Azurite | ${f2(median(transfers.alt.upload) / median(az.upload))} | ${f2(median(transfers.alt.download) / median(az.download))} | |`,
+            `| patched peak RSS | ${mb(Math.max(transfers.alt.peakRss, transfers.alt.hwm))} MB | | |`,
+          ]
+        : []),
       '',
       'Where upload time goes: the server-side duration of Put Block List (assembling the staged blocks into',
       'the blob file; the mock also fsyncs it), from the request logs, against the whole upload:',
       '',
       `- mock: Put Block List ${mk.commitMs.map(f0).join(', ')} ms of uploads taking ${mk.upload.map((x) => f0((SIZE / MiB / x) * 1000)).join(', ')} ms`,
+      ...(transfers.alt
+        ? [
+            `- patched mock: Put Block List ${transfers.alt.commitMs.map(f0).join(', ')} ms of uploads taking ${transfers.alt.upload.map((x) => f0((SIZE / MiB / x) * 1000)).join(', ')} ms`,
+          ]
+        : []),
       `- raw: Put Block List ${raw.commitMs.map(f0).join(', ')} ms of uploads taking ${raw.upload.map((x) => f0((SIZE / MiB / x) * 1000)).join(', ')} ms`,
       '',
     );
