@@ -504,19 +504,25 @@ async function benchLookups() {
   log(`preloaded in ${(preload.ms / 1000).toFixed(1)} s`);
   const results = { preloadMs: preload.ms };
 
-  const mock = await startMock(dataDir, 'mock-lookups');
-  const auth = { authorization: `Bearer ${mock.token}` };
   const isHit = (body) => {
     const j = JSON.parse(body);
     return j.ok === true && j.signed_download_url.length > 0;
   };
-  await loadTest(mock.url, auth, isHit, 2); // warm-up (JIT, SQLite page cache)
-  const m = await withRssPolling(mock.pid, () => loadTest(mock.url, auth, isHit, DURATION));
-  results.mock = { ...m.result, peakRss: m.peakRss, hwm: memoryOf(mock.pid).hwm, label: 'mock server' };
-  log(
-    `mock: ${m.result.rps.toFixed(0)} req/s, p50 ${m.result.p50} ms, p99 ${m.result.p99} ms, non-2xx ${m.result.non2xx}`,
-  );
-  await stopChild(mock.child);
+  const mains = [['mock', 'mock server', MOCK_MAIN]];
+  if (args['compare-main'])
+    mains.push(['alt', `patched mock (${args['compare-main']})`, args['compare-main']]);
+  let auth;
+  for (const [name, label, main] of mains) {
+    const mock = await startMock(dataDir, `${name}-lookups`, { main });
+    auth = { authorization: `Bearer ${mock.token}` };
+    await loadTest(mock.url, auth, isHit, 2); // warm-up (JIT, SQLite page cache)
+    const m = await withRssPolling(mock.pid, () => loadTest(mock.url, auth, isHit, DURATION));
+    results[name] = { ...m.result, peakRss: m.peakRss, hwm: memoryOf(mock.pid).hwm, label };
+    log(
+      `${name}: ${m.result.rps.toFixed(0)} req/s, p50 ${m.result.p50} ms, p99 ${m.result.p99} ms, non-2xx ${m.result.non2xx}`,
+    );
+    await stopChild(mock.child);
+  }
 
   for (const kind of ['http', 'fastify']) {
     const s = await startChild(`hello ${kind}`, [join(here, 'hello-server.mjs'), kind], readyPort);
@@ -685,10 +691,11 @@ function report(m, transfers, lookups) {
       '| server | req/s | p50 ms | p99 ms | non-2xx | errors | hits checked | server peak RSS |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
-    for (const name of ['mock', 'http', 'fastify']) {
+    for (const name of ['mock', 'alt', 'http', 'fastify']) {
       const r = lookups[name];
+      if (!r) continue;
       lines.push(
-        `| ${r.label} | ${f0(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${name === 'mock' ? `${r.okBodies} ok / ${r.badBodies} not` : '—'} | ${r.peakRss ? `${mb(r.peakRss)} MB` : '—'} |`,
+        `| ${r.label} | ${f0(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors + r.timeouts} | ${name === 'mock' || name === 'alt' ? `${r.okBodies} ok / ${r.badBodies} not` : '—'} | ${r.peakRss ? `${mb(r.peakRss)} MB` : '—'} |`,
       );
     }
     lines.push(
