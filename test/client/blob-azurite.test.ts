@@ -96,7 +96,7 @@ describe('upload against Azurite', () => {
     expect((await blobContent('empty')).length).toBe(0);
   });
 
-  it('uploads a large file as parallel Put Block + Put Block List in index order', async () => {
+  it('C-88: uploads a large file as parallel Put Block + Put Block List in index order', async () => {
     const data = randomBytes(5 * MiB + 12345);
     const file = join(dir, 'large.bin');
     await writeFile(file, data);

@@ -163,7 +163,7 @@ describe('put / get / lookup', () => {
     expect(await sha256File(join(dir, 'small.out'))).toBe(await sha256File(join(dir, 'small.bin')));
   });
 
-  it('puts a file above 128 MiB as blocks and gets it with parallel ranges, traced', async () => {
+  it('C-88: puts a file above 128 MiB as 64 MiB blocks and gets it with parallel ranges, traced', async () => {
     const dir = await workspace('pg-big');
     await writeRandomFile(join(dir, 'big.bin'), 130 * MiB);
     const trace = join(dir, 'trace.ndjson');
@@ -286,7 +286,7 @@ describe('errors and exit codes', () => {
       await proxy?.close();
     });
 
-    it('a long 429 fails at once with exit 4 and the reset time', async () => {
+    it('C-85: a long 429 fails at once with exit 4 and the reset time', async () => {
       proxy.respond(
         (r) => r.url.endsWith('/CreateCacheEntry'),
         429,
@@ -306,7 +306,7 @@ describe('errors and exit codes', () => {
       expect(Date.parse(err.resetAt)).toBeGreaterThanOrEqual(t0 + 3_600_000);
     });
 
-    it('a short 429 and a 502 HTML page are retried and the put succeeds', async () => {
+    it('C-85: a short 429 and a 502 HTML page are retried and the put succeeds', async () => {
       proxy.respond(
         (r) => r.url.endsWith('/CreateCacheEntry'),
         429,

@@ -34,7 +34,7 @@ describe('retry interceptor', () => {
     );
   }
 
-  it.each([500, 502, 503, 504])('retries HTTP %i and returns the later success', async (status) => {
+  it.each([500, 502, 503, 504])('C-85: retries HTTP %i and returns the later success', async (status) => {
     const pool = agent.get(ORIGIN);
     pool.intercept({ path: '/a', method: 'GET' }).reply(status, 'nope').times(2);
     pool.intercept({ path: '/a', method: 'GET' }).reply(200, 'ok');
@@ -60,7 +60,7 @@ describe('retry interceptor', () => {
     expect(events[0]?.attempts).toBe(3);
   });
 
-  it.each([400, 401, 403, 404, 409, 412, 416])('never retries HTTP %i', async (status) => {
+  it.each([400, 401, 403, 404, 409, 412, 416])('C-85: never retries HTTP %i', async (status) => {
     const pool = agent.get(ORIGIN);
     pool.intercept({ path: '/a', method: 'GET' }).reply(status, 'no');
     const res = await client().request({ origin: ORIGIN, path: '/a', method: 'GET' });
@@ -148,7 +148,7 @@ describe('retry interceptor', () => {
     expect(events[0]?.attempts).toBe(2);
   });
 
-  it('waits out a 429 whose Retry-After is within the cap', async () => {
+  it('C-85: waits out a 429 whose Retry-After is within the cap', async () => {
     const pool = agent.get(ORIGIN);
     pool
       .intercept({ path: '/a', method: 'POST' })
@@ -257,7 +257,7 @@ describe('retry helpers', () => {
     expect(parseRetryAfterMs({})).toBeUndefined();
   });
 
-  it('backs off exponentially with jitter and a cap', () => {
+  it('C-85: backs off exponentially with jitter and a cap', () => {
     const opts = { ...DEFAULT_RETRY_OPTIONS, baseDelayMs: 100, maxDelayMs: 1000 };
     expect(backoffDelayMs(1, opts, () => 0)).toBe(50);
     expect(backoffDelayMs(1, opts, () => 0.999)).toBe(100);
