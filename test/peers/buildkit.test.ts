@@ -1,0 +1,212 @@
+/**
+ * The real BuildKit (buildkitd + buildctl built from github.com/moby/buildkit, see test/peers/buildkit/go.mod)
+ * exports and imports its `type=gha` cache through the mock (wire-spec §6.2, C-92). Each build runs in a
+ * fresh buildkitd with its own root dir, so an import can only be satisfied from the mock.
+ */
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
+import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
+import type { InstalledPeers } from './install.mjs';
+import {
+  type Buildkitd,
+  parseRawProgress,
+  requirePeers,
+  runCommand,
+  startBuildkitd,
+  type Vertex,
+} from './support.js';
+
+const MiB = 1024 * 1024;
+const COPY_STEPS = [
+  '[1/4] COPY a.txt /a.txt',
+  '[2/4] COPY b.txt /b.txt',
+  '[3/4] COPY big.bin /big.bin',
+  '[4/4] COPY d.txt /d.txt',
+];
+
+let peers: Required<Pick<InstalledPeers, 'buildkit' | 'runc'>>;
+let mock: TestMock;
+let work: string;
+let ctxDir: string;
+const daemons: Buildkitd[] = [];
+
+beforeAll(async () => {
+  peers = await requirePeers(['runc', 'buildkit']);
+  console.log(`[peers] testing BuildKit ${peers.buildkit.version} with runc ${peers.runc.version}`);
+  mock = await startTestMock();
+  work = await mkdtemp(join(tmpdir(), 'gha-buildkit-'));
+  ctxDir = join(work, 'ctx');
+  await writeTree(ctxDir, {
+    Dockerfile:
+      'FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nCOPY big.bin /big.bin\nCOPY d.txt /d.txt\n',
+    'a.txt': 'alpha\n',
+    'b.txt': 'bravo\n',
+    'd.txt': 'delta\n',
+  });
+  // Above 1 MiB so that BuildKit uploads this layer as Put Blocks + Put Block List (§6.2).
+  await writeRandomFile(join(ctxDir, 'big.bin'), 3 * MiB + 123);
+});
+
+afterAll(async () => {
+  for (const d of daemons) await d.stop();
+  await mock?.dispose();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+interface BuildResult {
+  vertices: Map<string, Vertex>;
+  output: string;
+  /** Mock request-log lines of this build only. */
+  requests: LogLine[];
+}
+
+/** Runs one `buildctl build` in a brand-new buildkitd (empty state), then stops the daemon. */
+async function buildFresh(
+  name: string,
+  opts: { context?: string; exportCache?: string; importCache?: string },
+): Promise<BuildResult> {
+  const daemon = await startBuildkitd({
+    buildkitd: peers.buildkit.buildkitd,
+    runcDir: dirname(peers.runc.bin),
+    dir: join(work, name, 'bk'),
+  });
+  daemons.push(daemon);
+  const context = opts.context ?? ctxDir;
+  const output = join(work, name, 'out');
+  const before = mock.requests().length;
+  try {
+    const args = [
+      '--addr',
+      daemon.addr,
+      'build',
+      '--progress=rawjson',
+      '--frontend',
+      'dockerfile.v0',
+      '--local',
+      `context=${context}`,
+      '--local',
+      `dockerfile=${context}`,
+      '--output',
+      `type=local,dest=${output}`,
+      ...(opts.exportCache ? ['--export-cache', opts.exportCache] : []),
+      ...(opts.importCache ? ['--import-cache', opts.importCache] : []),
+    ];
+    const result = await runCommand(peers.buildkit.buildctl, args, { timeoutMs: 240_000 });
+    if (result.code !== 0) {
+      const log = await daemon.log();
+      throw new Error(
+        `buildctl ${name} failed (exit ${result.code ?? result.signal}${result.timedOut ? ', timed out' : ''}):\n` +
+          `${result.stderr.slice(-6000)}\n--- buildkitd log (tail) ---\n${log.slice(-8000)}`,
+      );
+    }
+    return {
+      vertices: parseRawProgress(`${result.stdout}\n${result.stderr}`),
+      output,
+      requests: mock.requests().slice(before),
+    };
+  } finally {
+    await daemon.stop();
+  }
+}
+
+function gha(scope: string, extra = '', token = mock.token): string {
+  return `type=gha,url_v2=${mock.url}/,token=${token},scope=${scope}${extra}`;
+}
+
+function cachedSteps(result: BuildResult): Record<string, boolean> {
+  return Object.fromEntries(COPY_STEPS.map((s) => [s, result.vertices.get(s)?.cached ?? false]));
+}
+
+const twirp = (requests: LogLine[], op: string) => requests.filter((r) => r.op === op);
+
+describe('BuildKit type=gha cache against the mock', () => {
+  let first: BuildResult;
+
+  it('exports a FROM scratch + COPY build with mode=max: layers and index over JSON Twirp + Azure blobs', async () => {
+    first = await buildFresh('export', { exportCache: gha('main', ',mode=max') });
+    expect(cachedSteps(first)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, false])));
+    // GO speaks JSON only (§6.2); every request the mock saw succeeded.
+    for (const r of first.requests.filter((r) => r.url?.includes('/twirp/'))) expect(r.encoding).toBe('json');
+    expect(first.requests.filter((r) => (r.status ?? 0) >= 400)).toEqual([]);
+    const created = twirp(first.requests, 'CreateCacheEntry').map((r) => r.key);
+    expect(created.filter((k) => k?.startsWith('buildkit-blob-1-sha256:')).length).toBeGreaterThanOrEqual(3);
+    expect(created.filter((k) => k?.startsWith('index-main-1-'))).toEqual([
+      expect.stringMatching(/^index-main-1-[0-9a-f]{8}#1$/),
+    ]);
+    expect(twirp(first.requests, 'FinalizeCacheEntryUpload').every((r) => r.status === 200)).toBe(true);
+    // The 3 MiB layer went up in 1 MiB blocks.
+    expect(twirp(first.requests, 'PutBlock').length).toBeGreaterThanOrEqual(4);
+    expect(twirp(first.requests, 'PutBlockList')).toHaveLength(1);
+    expect(await digestTree(first.output)).toEqual({
+      'a.txt': expect.any(String),
+      'b.txt': expect.any(String),
+      'big.bin': expect.any(String),
+      'd.txt': expect.any(String),
+    });
+  });
+
+  it('imports into an empty BuildKit state: every COPY layer is CACHED and the output is byte-identical', async () => {
+    const second = await buildFresh('import', { importCache: gha('main') });
+    expect(cachedSteps(second)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
+    expect(await digestTree(second.output)).toEqual(await digestTree(first.output));
+    const lookups = twirp(second.requests, 'GetCacheEntryDownloadURL');
+    expect(lookups.find((r) => r.key?.startsWith('index-main-1-'))?.match).not.toBe('miss');
+    expect(twirp(second.requests, 'GetBlob').length).toBeGreaterThanOrEqual(4); // index + layers
+    expect(twirp(second.requests, 'CreateCacheEntry')).toEqual([]);
+  });
+
+  it('does not see the cache of another scope', async () => {
+    const other = await buildFresh('other-scope', { importCache: gha('other') });
+    expect(cachedSteps(other)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, false])));
+    const lookups = twirp(other.requests, 'GetCacheEntryDownloadURL');
+    expect(lookups.map((r) => [r.key?.replace(/-[0-9a-f]{8}$/, ''), r.match])).toEqual([
+      ['index-other-1', 'miss'],
+    ]);
+    expect(twirp(other.requests, 'GetBlob')).toEqual([]);
+  });
+
+  it('reads the base branch cache through a read-only token scope', async () => {
+    // A feature-branch job: writes refs/heads/feature, reads refs/heads/main (wire-spec §4.8).
+    const token = mock.mintToken([
+      { scope: 'refs/heads/feature', permission: 3 },
+      { scope: 'refs/heads/main', permission: 1 },
+    ]);
+    const feature = await buildFresh('feature-branch', { importCache: gha('main', '', token) });
+    expect(cachedSteps(feature)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
+    expect(await digestTree(feature.output)).toEqual(await digestTree(first.output));
+  });
+
+  it('after one file changes, re-uses the layers before it and exports only what is new', async () => {
+    const changed = join(work, 'ctx-changed');
+    await cp(ctxDir, changed, { recursive: true });
+    await writeRandomFile(join(changed, 'big.bin'), 3 * MiB + 456);
+    const firstBlobs = new Set(twirp(first.requests, 'CreateCacheEntry').map((r) => r.key));
+    const third = await buildFresh('changed', {
+      context: changed,
+      importCache: gha('main'),
+      exportCache: gha('main', ',mode=max'),
+    });
+    expect(cachedSteps(third)).toEqual({
+      [COPY_STEPS[0]!]: true,
+      [COPY_STEPS[1]!]: true,
+      [COPY_STEPS[2]!]: false,
+      [COPY_STEPS[3]!]: false,
+    });
+    expect(await digestTree(third.output)).toEqual(
+      await digestTree(changed).then(({ Dockerfile: _, ...rest }) => rest),
+    );
+    const created = twirp(third.requests, 'CreateCacheEntry')
+      .filter((r) => r.status === 200)
+      .map((r) => r.key);
+    const newBlobs = created.filter((k) => k?.startsWith('buildkit-blob-1-'));
+    expect(newBlobs.length).toBeGreaterThanOrEqual(1);
+    for (const k of newBlobs) expect(firstBlobs.has(k)).toBe(false);
+    expect(created.filter((k) => k?.startsWith('index-main-1-'))).toEqual([expect.stringMatching(/#2$/)]);
+    // And a later import gets the new index (the newest #N, §6.2).
+    const fourth = await buildFresh('changed-import', { context: changed, importCache: gha('main') });
+    expect(cachedSteps(fourth)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
+  });
+});
