@@ -7,6 +7,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FaultProxy, type SeenRequest, startFaultProxy } from '../client/support/fault-proxy.js';
 import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
 import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
 import type { InstalledPeers } from './install.mjs';
@@ -61,12 +62,15 @@ interface BuildResult {
   output: string;
   /** Mock request-log lines of this build only. */
   requests: LogLine[];
+  /** buildctl's exit code (0 unless `allowFailure`) and its error output. */
+  code: number | null;
+  stderr: string;
 }
 
 /** Runs one `buildctl build` in a brand-new buildkitd (empty state), then stops the daemon. */
 async function buildFresh(
   name: string,
-  opts: { context?: string; exportCache?: string; importCache?: string },
+  opts: { context?: string; exportCache?: string; importCache?: string; allowFailure?: boolean },
 ): Promise<BuildResult> {
   const daemon = await startBuildkitd({
     buildkitd: peers.buildkit.buildkitd,
@@ -95,7 +99,7 @@ async function buildFresh(
       ...(opts.importCache ? ['--import-cache', opts.importCache] : []),
     ];
     const result = await runCommand(peers.buildkit.buildctl, args, { timeoutMs: 240_000 });
-    if (result.code !== 0) {
+    if (result.code !== 0 && !(opts.allowFailure && !result.timedOut)) {
       const log = await daemon.log();
       throw new Error(
         `buildctl ${name} failed (exit ${result.code ?? result.signal}${result.timedOut ? ', timed out' : ''}):\n` +
@@ -106,14 +110,16 @@ async function buildFresh(
       vertices: parseRawProgress(`${result.stdout}\n${result.stderr}`),
       output,
       requests: mock.requests().slice(before),
+      code: result.code,
+      stderr: result.stderr,
     };
   } finally {
     await daemon.stop();
   }
 }
 
-function gha(scope: string, extra = '', token = mock.token): string {
-  return `type=gha,url_v2=${mock.url}/,token=${token},scope=${scope}${extra}`;
+function gha(scope: string, extra = '', token = mock.token, url = mock.url): string {
+  return `type=gha,url_v2=${url}/,token=${token},scope=${scope}${extra}`;
 }
 
 function cachedSteps(result: BuildResult): Record<string, boolean> {
@@ -208,5 +214,56 @@ describe('BuildKit type=gha cache against the mock', () => {
     // And a later import gets the new index (the newest #N, §6.2).
     const fourth = await buildFresh('changed-import', { context: changed, importCache: gha('main') });
     expect(cachedSteps(fourth)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
+  });
+
+  describe('while the service answers 429 or 500 (faults injected by a proxy in front of the mock)', () => {
+    let proxy: FaultProxy;
+    const isCreate = (r: SeenRequest) => r.url.endsWith('.CacheService/CreateCacheEntry');
+    const twirpBody = (code: string, msg: string) => JSON.stringify({ code, msg });
+
+    beforeAll(async () => {
+      proxy = await startFaultProxy(mock.url);
+    });
+    afterAll(async () => {
+      await proxy?.close();
+    });
+
+    it('429 with Retry-After for a while: BuildKit waits, retries and the export lands', async () => {
+      const seenBefore = proxy.requests.filter(isCreate).length;
+      proxy.respond(isCreate, 429, twirpBody('resource_exhausted', 'too many requests'), 3, {
+        'content-type': 'application/json',
+        'retry-after': '1',
+      });
+      const exported = await buildFresh('export-429', {
+        exportCache: gha('rate-limited', ',mode=max', mock.token, proxy.origin),
+      });
+      expect(exported.code).toBe(0);
+      // 3 answered 429 by the proxy, then every reservation reached the mock and succeeded.
+      expect(proxy.requests.filter(isCreate).length - seenBefore).toBe(
+        3 + twirp(exported.requests, 'CreateCacheEntry').length,
+      );
+      expect(twirp(exported.requests, 'CreateCacheEntry').every((r) => r.status === 200)).toBe(true);
+      const imported = await buildFresh('import-429', { importCache: gha('rate-limited') });
+      expect(cachedSteps(imported)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
+    });
+
+    it('500 on every reservation: the export fails the build, unless ignore-error=true', async () => {
+      // The last test of the file: the rule outlives it, the proxy is closed in afterAll.
+      proxy.respond(isCreate, 500, twirpBody('internal', 'injected failure'), 1_000, {
+        'content-type': 'application/json',
+      });
+      const failing = await buildFresh('export-500', {
+        exportCache: gha('broken', ',mode=max', mock.token, proxy.origin),
+        allowFailure: true,
+      });
+      expect(failing.code).not.toBe(0);
+      // go-actions-cache turns the Twirp error body into its `code`: "error: failed to solve: internal".
+      expect(failing.stderr).toMatch(/failed to solve: internal/);
+      const ignored = await buildFresh('export-500-ignored', {
+        exportCache: gha('broken', ',mode=max,ignore-error=true', mock.token, proxy.origin),
+      });
+      expect(ignored.code).toBe(0);
+      expect(await digestTree(ignored.output)).toEqual(await digestTree(first.output));
+    });
   });
 });
