@@ -76,12 +76,22 @@ export async function blobErrorFrom(
   } catch {
     // the status is enough
   }
-  const code = header(res.headers, 'x-ms-error-code') ?? /<Code>([^<]*)<\/Code>/.exec(body)?.[1] ?? '';
+  return blobErrorFromParts(operation, url, res.statusCode, res.headers, body);
+}
+
+export function blobErrorFromParts(
+  operation: string,
+  url: URL,
+  httpStatus: number,
+  headers: IncomingHttpHeaders,
+  body: string,
+): BlobError {
+  const code = header(headers, 'x-ms-error-code') ?? /<Code>([^<]*)<\/Code>/.exec(body)?.[1] ?? '';
   const message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1]?.split('\n')[0];
   return new BlobError({
     operation,
     url: redactUrl(url),
-    httpStatus: res.statusCode,
+    httpStatus,
     azureCode: code,
     ...(message ? { message } : {}),
   });
@@ -123,4 +133,95 @@ export async function runPool(
   });
   await Promise.all(lanes);
   if (failure !== undefined) throw failure;
+}
+
+/** Pause/resume of a streamed response (backpressure from the consumer). */
+export interface Flow {
+  pause(): void;
+  resume(): void;
+}
+
+export interface StreamedResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  /** Body of a response `accept` refused (first 4 KiB), for the error. */
+  errorBody: string;
+  /** Whether the body went to `onData`. */
+  streamed: boolean;
+}
+
+/**
+ * Sends one blob request and hands the body chunks straight to `onData` (no stream or promise per chunk),
+ * if `accept(status, headers)` says so; otherwise the body is kept (4 KiB) for the error. A throw from
+ * `onData` aborts the request and rejects. Goes through the same (retrying) dispatcher as everything else.
+ */
+export function blobStream(
+  req: BlobRequest,
+  accept: (statusCode: number, headers: IncomingHttpHeaders) => boolean,
+  onData: (chunk: Buffer, flow: Flow) => void,
+): Promise<StreamedResponse> {
+  return new Promise((resolve, reject) => {
+    const opts: HintedDispatchOptions = {
+      origin: req.url.origin,
+      path: req.url.pathname + req.url.search,
+      method: req.method,
+      headers: { 'x-ms-version': X_MS_VERSION, ...req.headers },
+      body: null,
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
+      ghaCache: { label: req.operation },
+    };
+    let statusCode = 0;
+    let headers: IncomingHttpHeaders = {};
+    let streamed = false;
+    let errorBody = '';
+    let settled = false;
+    let controller: Dispatcher.DispatchController | undefined;
+    const onAbort = () => controller?.abort(req.signal?.reason ?? new Error('aborted'));
+    const finish = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      req.signal?.removeEventListener('abort', onAbort);
+      if (err === undefined) resolve({ statusCode, headers, errorBody, streamed });
+      else reject(req.signal?.aborted ? toCacheError(req.signal.reason ?? err) : toCacheError(err));
+    };
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (req.signal?.aborted) c.abort(req.signal.reason ?? new Error('aborted'));
+      },
+      onResponseStart(c, status, h) {
+        statusCode = status;
+        headers = h;
+        try {
+          streamed = accept(status, h);
+        } catch (err) {
+          c.abort(err as Error);
+        }
+      },
+      onResponseData(c, chunk) {
+        if (!streamed) {
+          if (errorBody.length < 4096) errorBody += chunk.toString('utf8');
+          return;
+        }
+        try {
+          onData(chunk, c);
+        } catch (err) {
+          c.abort(err as Error);
+        }
+      },
+      onResponseEnd() {
+        finish(undefined);
+      },
+      onResponseError(_c, err) {
+        finish(err);
+      },
+    };
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      req.dispatcher.dispatch(opts, handler);
+    } catch (err) {
+      finish(err);
+    }
+  });
 }

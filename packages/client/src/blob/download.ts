@@ -6,12 +6,22 @@
  * gets one sequential GET.
  */
 import { once } from 'node:events';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { BlobError, IntegrityError, toCacheError } from '../errors.js';
 import { redactUrl } from '../http/redact.js';
-import { blobErrorFrom, blobRequest, header, linkedAbort, type TransferProgress } from './common.js';
+import {
+  blobErrorFrom,
+  blobErrorFromParts,
+  blobRequest,
+  blobStream,
+  type Flow,
+  header,
+  linkedAbort,
+  type TransferProgress,
+} from './common.js';
 
 const MiB = 1024 * 1024;
 /** Chunks are coalesced up to this size before a positional file write. */
@@ -122,9 +132,30 @@ async function head(
   }
 }
 
+/** Receives one range: chunks in order (synchronously, with backpressure through `flow`), then `done`. */
+interface RangeSink {
+  data(chunk: Buffer, offset: number, flow: Flow): void;
+  /** Resolves once every byte handed to `data` is persisted. */
+  done(): Promise<void>;
+}
+
+function contentRangeError(
+  headers: IncomingHttpHeaders,
+  start: number,
+  end: number,
+): IntegrityError | undefined {
+  const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(headers, 'content-range')?.trim() ?? '');
+  if (cr && Number(cr[1]) === start && Number(cr[2]) === end) return undefined;
+  return new IntegrityError(
+    `GetBlobRange: Content-Range "${header(headers, 'content-range') ?? ''}" for bytes=${start}-${end}`,
+    end - start + 1,
+    cr ? Number(cr[2]) - Number(cr[1]) + 1 : 0,
+  );
+}
+
 /**
- * Fetches bytes [start, end] and hands each chunk to `sink(chunk, offset)`. Returns the byte count.
- * Throws {@link RangeIgnoredError} when the server answers 200 to a partial range.
+ * Fetches bytes [start, end] into a sink made by `makeSink` (one per attempt). Throws
+ * {@link RangeIgnoredError} when the server answers 200 to a partial range.
  */
 async function fetchRange(
   urls: UrlHolder,
@@ -134,57 +165,61 @@ async function fetchRange(
   etag: string | undefined,
   options: DownloadBlobOptions,
   signal: AbortSignal,
-  sink: (chunk: Buffer, offset: number) => Promise<void> | void,
+  makeSink: () => RangeSink,
 ): Promise<void> {
   for (;;) {
     const url = urls.current;
     const target = new URL(url);
     const headers: Record<string, string> = { range: `bytes=${start}-${end}` };
     if (etag !== undefined && !etag.startsWith('W/')) headers['if-match'] = etag;
-    const res = await blobRequest({
-      operation: 'GetBlobRange',
-      url: target,
-      method: 'GET',
-      headers,
-      dispatcher: options.dispatcher,
-      timeoutMs: options.timeoutMs,
-      signal,
-    });
-    if (isAuthFailure(res.statusCode)) {
-      await res.body.dump();
-      if ((await urls.renew(url)) !== undefined) continue;
-      throw await blobErrorFrom('GetBlobRange', target, res);
-    }
-    if (res.statusCode === 200) {
-      if (start !== 0 || end !== size - 1) {
-        await res.body.dump().catch(() => undefined);
-        throw new RangeIgnoredError();
-      }
-    } else if (res.statusCode === 206) {
-      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range')?.trim() ?? '');
-      if (!cr || Number(cr[1]) !== start || Number(cr[2]) !== end) {
-        await res.body.dump().catch(() => undefined);
-        throw new IntegrityError(
-          `GetBlobRange: Content-Range "${header(res.headers, 'content-range') ?? ''}" for bytes=${start}-${end}`,
-          end - start + 1,
-          cr ? Number(cr[2]) - Number(cr[1]) + 1 : 0,
-        );
-      }
-    } else {
-      throw await blobErrorFrom('GetBlobRange', target, res);
-    }
+    const sink = makeSink();
     let offset = start;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      if (offset + chunk.length > end + 1) {
-        throw new IntegrityError(
-          `GetBlobRange: more bytes than asked for bytes=${start}-${end}`,
-          end - start + 1,
-          offset + chunk.length - start,
-        );
-      }
-      await sink(chunk, offset);
-      offset += chunk.length;
+    let problem: Error | undefined;
+    const res = await blobStream(
+      {
+        operation: 'GetBlobRange',
+        url: target,
+        method: 'GET',
+        headers,
+        dispatcher: options.dispatcher,
+        timeoutMs: options.timeoutMs,
+        signal,
+      },
+      (status, h) => {
+        if (status === 206) {
+          problem = contentRangeError(h, start, end);
+          if (problem) throw problem;
+          return true;
+        }
+        if (status === 200) {
+          if (start !== 0 || end !== size - 1) {
+            problem = new RangeIgnoredError();
+            throw problem;
+          }
+          return true;
+        }
+        return false;
+      },
+      (chunk, flow) => {
+        if (offset + chunk.length > end + 1) {
+          throw new IntegrityError(
+            `GetBlobRange: more bytes than asked for bytes=${start}-${end}`,
+            end - start + 1,
+            offset + chunk.length - start,
+          );
+        }
+        sink.data(chunk, offset, flow);
+        offset += chunk.length;
+      },
+    ).catch(async (err: unknown) => {
+      await sink.done().catch(() => undefined);
+      throw problem ?? err;
+    });
+    if (!res.streamed) {
+      if (isAuthFailure(res.statusCode) && (await urls.renew(url)) !== undefined) continue;
+      throw blobErrorFromParts('GetBlobRange', target, res.statusCode, res.headers, res.errorBody);
     }
+    await sink.done();
     if (offset !== end + 1) {
       throw new IntegrityError(
         `GetBlobRange: short range bytes=${start}-${end}`,
@@ -309,6 +344,79 @@ function splitRanges(size: number, rangeSize: number): [number, number][] {
   return out;
 }
 
+/**
+ * Positional writes pipelined with the socket reads: chunks are gathered to WRITE_COALESCE and written with
+ * `writev` (no copy) while the body keeps flowing; the response pauses when WRITE_AHEAD bytes are queued.
+ */
+function fileRangeSink(
+  fh: FileHandle,
+  onWritten: (n: number) => void,
+  onData: (n: number) => void,
+): RangeSink {
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  let pendingAt = -1;
+  let queued = 0;
+  let paused: Flow | undefined;
+  let error: unknown;
+  const inFlight = new Set<Promise<void>>();
+  const writeAt = async (chunks: Buffer[], at: number, len: number) => {
+    let left = len;
+    let pos = at;
+    let rest = chunks;
+    while (left > 0) {
+      const { bytesWritten } = await fh.writev(rest, pos);
+      left -= bytesWritten;
+      pos += bytesWritten;
+      if (left > 0) rest = dropBytes(rest, bytesWritten);
+    }
+    onWritten(len);
+  };
+  const flush = () => {
+    if (pendingLen === 0) return;
+    const len = pendingLen;
+    const p: Promise<void> = writeAt(pending, pendingAt, len)
+      .catch((err: unknown) => {
+        error ??= err;
+      })
+      .finally(() => {
+        queued -= len;
+        inFlight.delete(p);
+        if (paused && queued <= WRITE_AHEAD) {
+          const flow = paused;
+          paused = undefined;
+          flow.resume();
+        }
+      });
+    inFlight.add(p);
+    queued += len;
+    pendingAt += len;
+    pending = [];
+    pendingLen = 0;
+  };
+  return {
+    data(chunk, offset, flow) {
+      if (error !== undefined) throw error;
+      if (pendingAt < 0) pendingAt = offset;
+      pending.push(chunk);
+      pendingLen += chunk.length;
+      onData(chunk.length);
+      if (pendingLen >= WRITE_COALESCE) {
+        flush();
+        if (queued > WRITE_AHEAD && !paused) {
+          paused = flow;
+          flow.pause();
+        }
+      }
+    },
+    async done() {
+      flush();
+      while (inFlight.size > 0) await Promise.all(inFlight);
+      if (error !== undefined) throw error;
+    },
+  };
+}
+
 async function parallelToFile(
   urls: UrlHolder,
   path: string,
@@ -328,57 +436,16 @@ async function parallelToFile(
     const lane = async () => {
       while (failure === undefined && next < ranges.length) {
         const [start, end] = ranges[next++]!;
-        let pending: Buffer[] = [];
-        let pendingLen = 0;
-        let pendingAt = start;
-        // Writes are pipelined with the socket reads: the body keeps flowing while earlier bytes are being
-        // written (positional, so order does not matter); reading waits only when WRITE_AHEAD bytes are queued.
-        const writes = new Set<Promise<void>>();
-        let queued = 0;
-        let writeError: unknown;
-        const writeAt = async (chunks: Buffer[], at: number, len: number) => {
-          let left = len;
-          let pos = at;
-          let rest = chunks;
-          while (left > 0) {
-            const { bytesWritten } = await fh.writev(rest, pos);
-            left -= bytesWritten;
-            pos += bytesWritten;
-            if (left > 0) rest = dropBytes(rest, bytesWritten);
-          }
-          written += len;
-        };
-        const flush = () => {
-          if (pendingLen === 0) return;
-          const len = pendingLen;
-          const p: Promise<void> = writeAt(pending, pendingAt, len)
-            .catch((err: unknown) => {
-              writeError ??= err;
-            })
-            .finally(() => {
-              queued -= len;
-              writes.delete(p);
-            });
-          writes.add(p);
-          queued += len;
-          pendingAt += len;
-          pending = [];
-          pendingLen = 0;
-        };
         try {
-          await fetchRange(urls, start, end, size, etag, options, abort.signal, async (chunk) => {
-            pending.push(chunk);
-            pendingLen += chunk.length;
-            progress(chunk.length, size);
-            if (pendingLen >= WRITE_COALESCE) {
-              flush();
-              while (queued > WRITE_AHEAD && writes.size > 0) await Promise.race(writes);
-              if (writeError !== undefined) throw writeError;
-            }
-          });
-          flush();
-          await Promise.all(writes);
-          if (writeError !== undefined) throw writeError;
+          await fetchRange(urls, start, end, size, etag, options, abort.signal, () =>
+            fileRangeSink(
+              fh,
+              (n) => {
+                written += n;
+              },
+              (n) => progress(n, size),
+            ),
+          );
         } catch (err) {
           if (failure === undefined) {
             failure = err;
@@ -420,10 +487,13 @@ async function parallelToStream(
   const fetchBuffer = async (i: number): Promise<Buffer> => {
     const [start, end] = ranges[i]!;
     const buf = Buffer.allocUnsafe(end - start + 1);
-    await fetchRange(urls, start, end, size, etag, options, abort.signal, (chunk, offset) => {
-      chunk.copy(buf, offset - start);
-      progress(chunk.length, size);
-    });
+    await fetchRange(urls, start, end, size, etag, options, abort.signal, () => ({
+      data(chunk, offset) {
+        chunk.copy(buf, offset - start);
+        progress(chunk.length, size);
+      },
+      done: async () => undefined,
+    }));
     return buf;
   };
   const window: Promise<Buffer>[] = [];
