@@ -28,6 +28,8 @@ const MiB = 1024 * 1024;
 const WRITE_COALESCE = MiB;
 /** Bytes of one range queued for writing before reading pauses. */
 const WRITE_AHEAD = 2 * MiB;
+/** Largest range when downloading to a stream (ranges are buffered in memory until written in order). */
+const STREAM_RANGE_MAX = 8 * MiB;
 
 export type BlobDestination = { path: string } | { stream: Writable };
 
@@ -35,7 +37,7 @@ export interface DownloadBlobOptions {
   dispatcher: Dispatcher;
   /** Size of one ranged GET. */
   rangeSizeBytes: number;
-  /** Ranged GETs in flight (for streams also the number of ranges buffered). */
+  /** Ranged GETs in flight (to a stream: also the number of ranges, of at most 8 MiB, buffered). */
   concurrency: number;
   timeoutMs: number;
   /**
@@ -483,7 +485,8 @@ async function parallelToStream(
   abort: AbortController,
   progress: (n: number, total: number | undefined) => void,
 ): Promise<void> {
-  const ranges = splitRanges(size, options.rangeSizeBytes);
+  // Ranges are buffered until their turn: keep them small (concurrency × 8 MiB at most).
+  const ranges = splitRanges(size, Math.min(options.rangeSizeBytes, STREAM_RANGE_MAX));
   const fetchBuffer = async (i: number): Promise<Buffer> => {
     const [start, end] = ranges[i]!;
     const buf = Buffer.allocUnsafe(end - start + 1);
