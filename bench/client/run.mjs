@@ -21,7 +21,6 @@ import { startThrottleProxy } from './throttle-proxy.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const req = createRequire(new URL('../../test/package.json', import.meta.url));
 const importFrom = (id) => import(pathToFileURL(req.resolve(id)).href);
-const { startMockServer } = await importFrom('@gha-cache/mock-server');
 const client = await importFrom('@gha-cache/client');
 const CLI = join(dirname(req.resolve('@gha-cache/client')), 'cli', 'main.js');
 
@@ -103,9 +102,43 @@ function jsonLine(text) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mibps = (bytes, ms) => bytes / MiB / (ms / 1000);
 
-const mock = await startMockServer({ storage: 'fs', dataDir: join(work, 'mock-data'), logger: false });
+// The mock runs as its own process (its CLI), as in real use; sharing the bench's event loop and heap
+// would slow it down in ways no client controls.
+const MOCK_CLI = join(dirname(req.resolve('@gha-cache/mock-server')), 'main.js');
+const mockProc = spawn(
+  process.execPath,
+  [MOCK_CLI, 'serve', '--port', '0', '--data-dir', join(work, 'mock-data'), '--log-level', 'warn'],
+  { stdio: ['ignore', 'pipe', 'pipe'] },
+);
+const mockEnv = await new Promise((resolve, reject) => {
+  const env = {};
+  let buf = '';
+  let err = '';
+  mockProc.stderr.on('data', (d) => {
+    err += d;
+  });
+  mockProc.once('exit', (code) => reject(new Error(`mock exited with ${code}: ${err}`)));
+  mockProc.stdout.on('data', (d) => {
+    buf += d;
+    for (const line of buf.split('\n')) {
+      const m = /^export (\w+)=(.*)$/.exec(line);
+      if (m) env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
+    }
+    if (env.ACTIONS_RUNTIME_TOKEN) resolve(env);
+  });
+});
+mockProc.stdout.resume();
+mockProc.stderr.resume();
+const mock = {
+  url: mockEnv.ACTIONS_RESULTS_URL.replace(/\/$/, ''),
+  close: () =>
+    new Promise((r) => {
+      mockProc.once('exit', r);
+      mockProc.kill('SIGTERM');
+    }),
+};
 const proxy = await startThrottleProxy(mock.url, RATE);
-const token = mock.token;
+const token = mockEnv.ACTIONS_RUNTIME_TOKEN;
 log(`mock ${mock.url}, throttle proxy ${proxy.url} (${RATE / MiB} MiB/s per connection), work ${work}`);
 
 const file = join(work, 'blob.bin');
@@ -334,7 +367,7 @@ const maxRss = rss ? Math.max(rss.putFileMiB, rss.getFileMiB, rss.getStdoutMiB, 
 const markdown = [
   `Measured ${new Date().toISOString().slice(0, 16)}Z on ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}; load average ${results.loadAvgBefore.toFixed(2)} before, ${results.loadAvgAfter.toFixed(2)} after (the mock, the proxy and the client share the cores).`,
   '',
-  `Blob of ${(SIZE / MiB).toFixed(0)} MiB on loopback against the mock (fs storage). "throttled" goes through a proxy capping each connection at ${RATE / MiB} MiB/s per direction. Median of ${REPEAT} interleaved runs unthrottled, 1 run throttled; \`sync\` before every run; every download is checked by SHA-256. Times exclude process start-up: \`gha-cache\` reports its own \`durationMs\` (Twirp calls included), \`@actions/cache\` 6.3.0 is timed around its internal \`uploadCacheArchiveSDK\` (Azure SDK, 64 MiB × 8) and \`downloadCacheHttpClient\` (its path for non-Azure hosts: one GET), curl by \`time_total\`.`,
+  `Blob of ${(SIZE / MiB).toFixed(0)} MiB on loopback against the mock (its CLI, own process, fs storage). "throttled" goes through a proxy capping each connection at ${RATE / MiB} MiB/s per direction. Median of ${REPEAT} interleaved runs unthrottled, 1 run throttled; \`sync\` before every run; every download is checked by SHA-256. Times exclude process start-up: \`gha-cache\` reports its own \`durationMs\` (Twirp calls included), \`@actions/cache\` 6.3.0 is timed around its internal \`uploadCacheArchiveSDK\` (Azure SDK, 64 MiB × 8) and \`downloadCacheHttpClient\` (its path for non-Azure hosts: one GET), curl by \`time_total\`.`,
   '',
   '| scenario | tool | MiB/s | s | peak RSS MiB |',
   '|---|---|---|---|---|',
