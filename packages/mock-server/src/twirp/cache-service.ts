@@ -95,6 +95,27 @@ function isLive(deps: CacheServiceDeps, entry: CacheEntry, now: number): boolean
   return true;
 }
 
+const alreadyExists = () =>
+  new TwirpError('already_exists', 'cache entry with the same key, version, and scope already exists');
+
+/**
+ * The identity a write (Create or Finalize) targets: the token's first writable scope, with the key and
+ * version checked. `undefined` when the token has no writable scope (a policy denial, answered `ok:false`).
+ */
+function writeIdentity(
+  identity: TokenIdentity,
+  req: { readonly key: string; readonly version: string },
+  audit: RpcAudit,
+): EntryIdentity | undefined {
+  audit.key = req.key;
+  const scope = writeScope(identity);
+  if (!scope) return undefined;
+  audit.scope = scope.scope;
+  checkKey(req.key);
+  checkVersion(req.version);
+  return { repositoryId: identity.repositoryId, scope: scope.scope, key: req.key, version: req.version };
+}
+
 /** Reserves (scope, key, version) and returns a signed upload URL. */
 export function createCacheEntry(
   deps: CacheServiceDeps,
@@ -102,32 +123,13 @@ export function createCacheEntry(
   req: CreateRequest,
   audit: RpcAudit = {},
 ): CreateResponse {
-  audit.key = req.key;
-  const scope = writeScope(identity);
-  if (!scope) return { ok: false, signedUploadUrl: '', message: WRITE_DENIED };
-  audit.scope = scope.scope;
-  checkKey(req.key);
-  checkVersion(req.version);
+  const id = writeIdentity(identity, req, audit);
+  if (!id) return { ok: false, signedUploadUrl: '', message: WRITE_DENIED };
   const now = deps.clock.now();
-  const id: EntryIdentity = {
-    repositoryId: identity.repositoryId,
-    scope: scope.scope,
-    key: req.key,
-    version: req.version,
-  };
   const existing = deps.storage.findEntry(id);
-  if (existing && isLive(deps, existing, now)) {
-    throw new TwirpError(
-      'already_exists',
-      'cache entry with the same key, version, and scope already exists',
-    );
-  }
+  if (existing && isLive(deps, existing, now)) throw alreadyExists();
   const entry = deps.storage.reserveEntry(id, now);
-  if (!entry)
-    throw new TwirpError(
-      'already_exists',
-      'cache entry with the same key, version, and scope already exists',
-    );
+  if (!entry) throw alreadyExists();
   audit.entryId = entry.id;
   const url = deps.sas.signBlobUrl(
     deps.publicUrl,
@@ -147,31 +149,19 @@ export function finalizeCacheEntryUpload(
   req: FinalizeRequest,
   audit: RpcAudit = {},
 ): FinalizeResponse {
-  audit.key = req.key;
-  const scope = writeScope(identity);
-  if (!scope) return { ok: false, entryId: 0n, message: WRITE_DENIED };
-  audit.scope = scope.scope;
-  checkKey(req.key);
-  checkVersion(req.version);
+  const id = writeIdentity(identity, req, audit);
+  if (!id) return { ok: false, entryId: 0n, message: WRITE_DENIED };
   if (req.sizeBytes < 0n) {
     throw new TwirpError('invalid_argument', 'size_bytes must not be negative', { argument: 'size_bytes' });
   }
   const now = deps.clock.now();
-  const entry = deps.storage.findEntry({
-    repositoryId: identity.repositoryId,
-    scope: scope.scope,
-    key: req.key,
-    version: req.version,
-  });
+  const entry = deps.storage.findEntry(id);
   if (!entry || !isLive(deps, entry, now)) throw new TwirpError('not_found', 'cache entry not found');
   audit.entryId = entry.id;
   if (entry.state === 'committed') {
     if (BigInt(entry.sizeBytes) === req.sizeBytes)
       return { ok: true, entryId: BigInt(entry.id), message: '' };
-    throw new TwirpError(
-      'already_exists',
-      'cache entry with the same key, version, and scope already exists',
-    );
+    throw alreadyExists();
   }
   const blob = deps.storage.getBlobProperties(entry.blobId);
   if (!blob || BigInt(blob.size) !== req.sizeBytes) {
