@@ -128,6 +128,9 @@ describe('fs storage on disk', () => {
     await writeFile(join(shard, `${kept.blobId}.00000000000000ff`), 'half of a new generation');
     // A crash between the row switch and the unlink: an unreferenced older generation.
     await writeFile(join(shard, `${kept.blobId}.0000000000000001`), 'the previous generation');
+    // A crash while linking the parts of a block list: an unreferenced generation directory.
+    await mkdir(join(shard, `${kept.blobId}.00000000000000fe`));
+    await writeFile(join(shard, `${kept.blobId}.00000000000000fe`, 'p0'), 'a part');
     // Files of blobs that are not in the table at all, and stray names.
     await writeFile(join(dataDir, 'blobs', 'ab', `ab${'0'.repeat(30)}.0123456789abcdef`), 'orphan');
     await writeFile(join(dataDir, 'blobs', 'ab', 'stray'), 'x');
@@ -154,6 +157,140 @@ describe('fs storage on disk', () => {
     expect((await read(s, kept.blobId)).equals(content)).toBe(true);
     await s.commitBlockList(pending.blobId, [{ kind: 'uncommitted', id: 'AAAA' }], T0 + 3);
     expect((await read(s, pending.blobId)).toString()).toBe('staged');
+  });
+
+  it('commits a block list by linking the staged files, not copying them', async () => {
+    const e = s.reserveEntry(ident('parts'), T0)!;
+    const a = randomBytes(70_000);
+    const b = randomBytes(50_000);
+    await s.putBlock(e.blobId, 'AAAA', body(a), a.length);
+    await s.putBlock(e.blobId, 'AAAB', body(b), b.length);
+    await s.putBlock(e.blobId, 'AAAC', body('never listed'), 12);
+    const stagedInode = statSync(join(dataDir, 'staging', e.blobId, 'b000000')).ino;
+    const list = [
+      { kind: 'latest', id: 'AAAA' },
+      { kind: 'uncommitted', id: 'AAAB' },
+      { kind: 'latest', id: 'AAAA' }, // listed twice: one part, referenced twice
+    ] as const;
+    await s.commitBlockList(e.blobId, list, T0 + 1);
+    await s.sweep(T0); // waits for the staging directory's removal
+    const v1 = Buffer.concat([a, b, a]);
+    expect((await read(s, e.blobId)).equals(v1)).toBe(true);
+    const files = filesUnder(join(dataDir, 'blobs'));
+    expect(files).toHaveLength(2);
+    expect(files[0]).toMatch(new RegExp(`^${e.blobId.slice(0, 2)}/${e.blobId}\\.[0-9a-f]{16}/p0$`));
+    expect(statSync(join(dataDir, 'blobs', files[0]!)).ino).toBe(stagedInode);
+    expect(filesUnder(join(dataDir, 'staging'))).toEqual([]);
+
+    // Ranges inside a part, across part boundaries and over the whole blob.
+    const range = async (start: number, end: number) => {
+      const chunks: Buffer[] = [];
+      for await (const c of (await s.openBlob(e.blobId, { start, end })).stream) chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    };
+    for (const [start, end] of [
+      [0, 0],
+      [69_999, 70_000],
+      [10, 119_999],
+      [69_999, 120_000],
+      [119_999, 119_999],
+      [5, v1.length - 1],
+      [300_000, 300_001],
+    ] as const) {
+      expect((await range(start, end)).equals(v1.subarray(start, end + 1))).toBe(true);
+    }
+
+    // A re-commit that reuses committed blocks links them from the previous generation, which goes.
+    const before = s.getBlobProperties(e.blobId)!;
+    const pinned = await s.openBlob(e.blobId, { start: 69_990, end: 70_009 });
+    const c = randomBytes(1000);
+    await s.putBlock(e.blobId, 'AAAD', body(c), c.length);
+    await s.commitBlockList(
+      e.blobId,
+      [
+        { kind: 'committed', id: 'AAAB' },
+        { kind: 'latest', id: 'AAAD' },
+        { kind: 'committed', id: 'AAAA' },
+        { kind: 'latest', id: 'AAAB' },
+      ],
+      T0 + 2,
+    );
+    await s.sweep(T0);
+    const v2 = Buffer.concat([b, c, a, b]);
+    expect((await read(s, e.blobId)).equals(v2)).toBe(true);
+    expect(s.getBlobProperties(e.blobId)).toMatchObject({ size: v2.length, createdAt: before.createdAt });
+    expect(filesUnder(join(dataDir, 'blobs'))).toHaveLength(3);
+    const chunks: Buffer[] = [];
+    for await (const chunk of pinned.stream) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(v1.subarray(69_990, 70_010))).toBe(true);
+
+    // Put Blob replaces the parts with one file; delete removes everything.
+    await s.putBlob(e.blobId, body('one file'), 8, T0 + 3);
+    await s.sweep(T0);
+    expect(filesUnder(join(dataDir, 'blobs'))).toEqual([
+      expect.stringMatching(new RegExp(`^${e.blobId.slice(0, 2)}/${e.blobId}\\.[0-9a-f]{16}$`)),
+    ]);
+    await s.putBlock(e.blobId, 'AAAA', body(a), a.length);
+    await s.commitBlockList(e.blobId, [{ kind: 'latest', id: 'AAAA' }], T0 + 4);
+    s.deleteEntry(e.id, T0 + 5);
+    await s.sweep(T0 + 5);
+    expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
+    expect(readdirSync(join(dataDir, 'blobs', e.blobId.slice(0, 2)))).toEqual([]);
+  });
+
+  it('a failed block list leaves the staged blocks and no part files behind', async () => {
+    const e = s.reserveEntry(ident('failed'), T0)!;
+    await s.putBlock(e.blobId, 'AAAA', body('abc'), 3);
+    await expect(
+      s.commitBlockList(
+        e.blobId,
+        [
+          { kind: 'latest', id: 'AAAA' },
+          { kind: 'latest', id: 'AAAB' },
+        ],
+        T0,
+      ),
+    ).rejects.toMatchObject({ code: 'InvalidBlockList' });
+    expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
+    expect(filesUnder(join(dataDir, 'staging'))).toEqual([join(e.blobId, 'b000000')]);
+    await s.commitBlockList(e.blobId, [{ kind: 'latest', id: 'AAAA' }], T0);
+    expect((await read(s, e.blobId)).toString()).toBe('abc');
+  });
+
+  it('reads and reuses block lists committed by schema 1 (one file per generation)', async () => {
+    const e = s.reserveEntry(ident('legacy'), T0)!;
+    await s.putBlob(e.blobId, body('aaabbbb'), 7, T0);
+    await s.close();
+    // Schema 1: no layout column; a block list's blocks were ranges of the one generation file.
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(join(dataDir, 'meta.sqlite'));
+    db.exec(`
+      CREATE TABLE blobs1 (blob_id TEXT PRIMARY KEY, generation TEXT NOT NULL, size_bytes INTEGER NOT NULL,
+        etag TEXT NOT NULL, last_modified INTEGER NOT NULL, created_at INTEGER NOT NULL, retain_until INTEGER,
+        blocks TEXT NOT NULL);
+      INSERT INTO blobs1 SELECT blob_id, generation, size_bytes, etag, last_modified, created_at, retain_until,
+        blocks FROM blobs;
+      DROP TABLE blobs;
+      ALTER TABLE blobs1 RENAME TO blobs;
+      UPDATE blobs SET blocks = '[{"id":"AAAA","start":0,"end":3},{"id":"AAAB","start":3,"end":7}]';
+      PRAGMA user_version = 1;
+    `);
+    db.close();
+    open();
+    expect((await read(s, e.blobId)).toString()).toBe('aaabbbb');
+    await s.commitBlockList(
+      e.blobId,
+      [
+        { kind: 'committed', id: 'AAAB' },
+        { kind: 'committed', id: 'AAAA' },
+        { kind: 'committed', id: 'AAAB' },
+      ],
+      T0 + 1,
+    );
+    expect((await read(s, e.blobId)).toString()).toBe('bbbbaaabbbb');
+    const chunks: Buffer[] = [];
+    for await (const c of (await s.openBlob(e.blobId, { start: 2, end: 8 })).stream) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('bbaaabb');
   });
 
   it('serves one process per data directory', async () => {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { type FileHandle, mkdir, open, opendir, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { createWriteStream, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { type FileHandle, link, mkdir, open, opendir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
 import { blockIdByteLength, newEtag, resolveBlockList } from './blocks.js';
@@ -34,23 +34,33 @@ export interface FsStorageOptions {
  *                              written to the WAL before the call returns, so it survives SIGKILL of the
  *                              process (the OS still holds the pages); only a power loss can drop the last
  *                              entry transactions. Blob switches run with synchronous=FULL (the WAL is
- *                              fsynced), because an old generation file is unlinked right after them.
+ *                              fsynced), because an old generation is removed right after them.
  *                              locking_mode=EXCLUSIVE: one process per data directory.
  * <dataDir>/blobs/<xx>/<blobId>.<generation>
- *                              committed content, one immutable file per commit. A commit writes a new
- *                              generation in tmp/, fsyncs it, renames it into place, fsyncs the directory,
- *                              switches the blob row in one transaction, then unlinks the old generation.
- *                              A crash at any point leaves the committed generation intact; the leftovers
- *                              (tmp files, unreferenced generations) are removed at start-up.
+ *                              committed content, immutable, one name per commit (the `layout` column):
+ *                              'file': one file (Put Blob, and block lists committed by schema 1). Put Blob
+ *                              writes it in tmp/, fsyncs it, renames it into place, fsyncs the directory.
+ *                              'dir': a directory of part files p0, p1, … (Put Block List). The commit
+ *                              hard-links each distinct staged block file (fsynced by Put Block) or part of
+ *                              the previous generation it lists into the new directory, fsyncs the
+ *                              directory and its shard, and records in `blocks` each listed block's
+ *                              [start, end) in the blob and its part file and offset: O(metadata), no copy.
+ *                              Then both layouts: switch the blob row in one transaction (synchronous=FULL)
+ *                              and remove the old generation. A crash at any point leaves the committed
+ *                              generation intact; unreferenced generations are removed at start-up.
+ *                              Readers open every part file they need before returning (pinned inodes).
  * <dataDir>/staging/<blobId>/b<hex of the decoded block id>
- *                              staged blocks, written to tmp/ then renamed (re-staging replaces atomically).
- *                              Not fsynced: they only matter until Put Block List copies them into an
- *                              fsynced generation. Dropped by renaming the directory into tmp/.
+ *                              staged blocks, written to tmp/ and fsynced, then renamed (re-staging replaces
+ *                              atomically). A commit links them, so a failed commit leaves them staged.
+ *                              Dropped by renaming the directory into tmp/.
  * <dataDir>/tmp/               work files; emptied at start-up.
  */
 
-const SCHEMA_VERSION = 1;
-const MiB = 1024 * 1024;
+const SCHEMA_VERSION = 2;
+/** Stream buffer and read chunk size (256 KiB keeps peak RSS low at the same speed as 1 MiB). */
+const CHUNK = 256 * 1024;
+/** Names of the part files of a 'dir' generation; checked before a path is built from the row. */
+const PART_FILE = /^p[0-9]+$/;
 /** Shape of the blob ids `reserveEntry` makes; checked before any path is built from one. */
 const BLOB_ID = /^[0-9a-f]{32}$/;
 const STAGED_FILE = /^b((?:[0-9a-f]{2})*)$/;
@@ -72,17 +82,30 @@ interface EntryRow {
   download_url_expires_at: number;
 }
 
+type Layout = 'file' | 'dir';
+
 interface BlobRow {
   generation: string;
+  layout: Layout;
+  blocks: string;
   size_bytes: number;
   etag: string;
   last_modified: number;
   created_at: number;
 }
 
+/** One listed block: bytes [start, end) of the blob; in a 'dir' generation, at `offset` of part `file`. */
 interface CommittedBlock {
   id: string;
   start: number;
+  end: number;
+  file?: string;
+  offset?: number;
+}
+
+interface OpenSpan {
+  fh: FileHandle;
+  position: number;
   end: number;
 }
 
@@ -141,14 +164,44 @@ function exactLength(length: number): Transform {
   });
 }
 
-/** Reads bytes [start, end) of an open file in chunks of up to 1 MiB (no listeners left on the handle). */
-async function* readRange(fh: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
-  for (let position = start; position < end; ) {
-    const length = Math.min(MiB, end - position);
-    const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(length), 0, length, position);
-    if (bytesRead === 0) throw new Error(`committed content ends before byte ${end}`);
-    yield buffer.subarray(0, bytesRead);
-    position += bytesRead;
+/**
+ * Streams byte spans of already opened part files in order, CHUNK bytes at a time, and closes
+ * every handle when it ends or is destroyed.
+ */
+class SpansStream extends Readable {
+  #index = 0;
+  constructor(
+    private readonly spans: OpenSpan[],
+    private readonly handles: readonly FileHandle[],
+  ) {
+    super({ highWaterMark: CHUNK });
+  }
+  override _read(): void {
+    let span = this.spans[this.#index];
+    while (span && span.position >= span.end) span = this.spans[++this.#index];
+    if (!span) {
+      this.push(null);
+      return;
+    }
+    const current = span;
+    const length = Math.min(CHUNK, current.end - current.position);
+    current.fh.read(Buffer.allocUnsafe(length), 0, length, current.position).then(
+      ({ bytesRead, buffer }) => {
+        if (bytesRead === 0) {
+          this.destroy(new Error(`committed content ends before byte ${current.end} of a part`));
+          return;
+        }
+        current.position += bytesRead;
+        this.push(buffer.subarray(0, bytesRead));
+      },
+      (err: unknown) => this.destroy(err as Error),
+    );
+  }
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    Promise.all(this.handles.map((fh) => fh.close().catch(() => undefined))).then(
+      () => callback(err),
+      () => callback(err),
+    );
   }
 }
 
@@ -259,16 +312,14 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     ),
     deleteEntry: db.prepare<[number], void>('DELETE FROM entries WHERE id = ?'),
     blob: db.prepare<[string], BlobRow>(
-      'SELECT generation, size_bytes, etag, last_modified, created_at FROM blobs WHERE blob_id = ?',
+      'SELECT generation, layout, blocks, size_bytes, etag, last_modified, created_at FROM blobs WHERE blob_id = ?',
     ),
-    blobBlocks: db.prepare<[string], { generation: string; blocks: string }>(
-      'SELECT generation, blocks FROM blobs WHERE blob_id = ?',
-    ),
-    upsertBlob: db.prepare<[string, string, number, string, number, number, string], void>(
-      `INSERT INTO blobs (blob_id, generation, size_bytes, etag, last_modified, created_at, blocks)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (blob_id) DO UPDATE SET generation = excluded.generation, size_bytes = excluded.size_bytes,
-         etag = excluded.etag, last_modified = excluded.last_modified, blocks = excluded.blocks`,
+    upsertBlob: db.prepare<[string, string, Layout, number, string, number, number, string], void>(
+      `INSERT INTO blobs (blob_id, generation, layout, size_bytes, etag, last_modified, created_at, blocks)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (blob_id) DO UPDATE SET generation = excluded.generation, layout = excluded.layout,
+         size_bytes = excluded.size_bytes, etag = excluded.etag, last_modified = excluded.last_modified,
+         blocks = excluded.blocks`,
     ),
     retainBlob: db.prepare<[number, string], void>(
       'UPDATE blobs SET retain_until = max(coalesce(retain_until, 0), ?) WHERE blob_id = ?',
@@ -285,8 +336,11 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     ),
   };
 
-  const blobPath = (blobId: string, generation: string) =>
-    join(blobsDir, blobId.slice(0, 2), `${blobId}.${generation}`);
+  const shardPath = (blobId: string) => join(blobsDir, blobId.slice(0, 2));
+  const blobPath = (blobId: string, generation: string) => join(shardPath(blobId), `${blobId}.${generation}`);
+  /** Removes a generation (a file or a directory of parts). */
+  const removeGeneration = (blobId: string, generation: string) =>
+    rm(blobPath(blobId, generation), { recursive: true, force: true });
   const stagingPath = (blobId: string) => join(stagingDir, blobId);
   const tmpPath = () => join(tmpDir, randomBytes(12).toString('hex'));
 
@@ -327,7 +381,7 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
       await pipeline(
         body,
         exactLength(length),
-        createWriteStream(path, { flags: 'wx', flush: durable, highWaterMark: MiB }),
+        createWriteStream(path, { flags: 'wx', flush: durable, highWaterMark: CHUNK }),
       );
       return path;
     } catch (err) {
@@ -356,10 +410,10 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
   );
 
   const switchGeneration = db.transaction(
-    (blobId: string, generation: string, size: number, now: number, blocks: string) => {
+    (blobId: string, generation: string, layout: Layout, size: number, now: number, blocks: string) => {
       const previous = q.blob.get(blobId);
       const etag = newEtag(now);
-      q.upsertBlob.run(blobId, generation, size, etag, now, now, blocks);
+      q.upsertBlob.run(blobId, generation, layout, size, etag, now, now, blocks);
       return {
         previous: previous?.generation,
         properties: { size, etag, lastModified: now, createdAt: previous?.created_at ?? now },
@@ -368,41 +422,50 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
   );
 
   /**
-   * Makes the fsynced tmp file the blob's committed content: rename into place, fsync the
-   * directory, switch the row durably, unlink the old generation.
+   * Makes a generation that is durably in place the blob's committed content: switch the row
+   * durably, drop the staged blocks, remove the old generation.
    */
-  const commitGeneration = async (
+  const switchTo = async (
+    blobId: string,
+    generation: string,
+    layout: Layout,
+    size: number,
+    blocks: readonly CommittedBlock[],
+    now: number,
+  ): Promise<BlobProperties> => {
+    db.pragma('synchronous = FULL');
+    let result: ReturnType<typeof switchGeneration>;
+    try {
+      result = switchGeneration(blobId, generation, layout, size, now, JSON.stringify(blocks));
+    } catch (err) {
+      await removeGeneration(blobId, generation);
+      throw err;
+    } finally {
+      db.pragma('synchronous = NORMAL');
+    }
+    dropStaging(blobId);
+    if (result.previous !== undefined) await removeGeneration(blobId, result.previous).catch(() => undefined);
+    return result.properties;
+  };
+
+  /** Makes the fsynced tmp file the blob's content ('file' layout): rename into place, fsync the directory, switch. */
+  const commitFile = async (
     blobId: string,
     tmp: string,
     size: number,
-    blocks: readonly CommittedBlock[],
     now: number,
   ): Promise<BlobProperties> => {
     const generation = randomBytes(8).toString('hex');
     const path = blobPath(blobId, generation);
     try {
       await rename(tmp, path);
-      await fsyncDir(join(blobsDir, blobId.slice(0, 2)));
+      await fsyncDir(shardPath(blobId));
     } catch (err) {
       await rm(tmp, { force: true });
       await rm(path, { force: true });
       throw err;
     }
-    db.pragma('synchronous = FULL');
-    let result: ReturnType<typeof switchGeneration>;
-    try {
-      result = switchGeneration(blobId, generation, size, now, JSON.stringify(blocks));
-    } catch (err) {
-      await rm(path, { force: true });
-      throw err;
-    } finally {
-      db.pragma('synchronous = NORMAL');
-    }
-    dropStaging(blobId);
-    if (result.previous !== undefined) {
-      await unlink(blobPath(blobId, result.previous)).catch(() => undefined);
-    }
-    return result.properties;
+    return switchTo(blobId, generation, 'file', size, [], now);
   };
 
   /** Staged block files of a blob, by block id (base64). */
@@ -444,21 +507,52 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
   };
 
   /**
-   * Reads the blob row and opens its generation file, consistently: if a commit or delete
-   * unlinked the file between the two, the row is read again.
+   * Reads the blob row and opens every part file holding bytes [start, end] of it (the whole blob
+   * without a range), consistently: if a commit or delete removed a file between the two, the row
+   * is read again. The open handles pin the content as of the call.
    */
-  const openCommitted = async <T extends { generation: string }>(
+  const openContent = async (
     blobId: string,
-    read: (blobId: string) => T | undefined,
-  ): Promise<{ row: T; fh: FileHandle } | undefined> => {
+    range: ByteRange | undefined,
+  ): Promise<{ row: BlobRow; stream: Readable } | undefined> => {
     for (;;) {
-      const row = read(blobId);
+      const row = q.blob.get(blobId);
       if (!row) return undefined;
+      const handles: FileHandle[] = [];
       try {
-        return { row, fh: await open(blobPath(blobId, row.generation), 'r') };
+        const path = blobPath(blobId, row.generation);
+        if (row.layout === 'file') {
+          const fh = await open(path, 'r');
+          const stream = fh.createReadStream({
+            highWaterMark: CHUNK,
+            ...(range ? { start: range.start, end: range.end } : {}),
+          });
+          return { row, stream };
+        }
+        const start = range?.start ?? 0;
+        const end = range ? range.end + 1 : row.size_bytes;
+        const byFile = new Map<string, FileHandle>();
+        const spans: OpenSpan[] = [];
+        for (const b of JSON.parse(row.blocks) as CommittedBlock[]) {
+          const from = Math.max(start, b.start);
+          const to = Math.min(end, b.end);
+          if (from >= to) continue;
+          const file = b.file ?? '';
+          if (!PART_FILE.test(file)) throw new Error(`blob ${blobId} has a malformed part name`);
+          let fh = byFile.get(file);
+          if (!fh) {
+            fh = await open(join(path, file), 'r');
+            handles.push(fh);
+            byFile.set(file, fh);
+          }
+          const base = (b.offset ?? 0) - b.start;
+          spans.push({ fh, position: base + from, end: base + to });
+        }
+        return { row, stream: new SpansStream(spans, handles) };
       } catch (err) {
+        await Promise.all(handles.map((fh) => fh.close().catch(() => undefined)));
         if (!isErrno(err, 'ENOENT')) throw err;
-        if (read(blobId)?.generation === row.generation) {
+        if (q.blob.get(blobId)?.generation === row.generation) {
           throw new StorageError('BlobNotFound', `the content of blob ${blobId} is missing`, { cause: err });
         }
       }
@@ -562,14 +656,14 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
       if (!removed || !BLOB_ID.test(removed.blobId)) return;
       dropStaging(removed.blobId);
       if (removed.generation !== undefined) {
-        background(unlink(blobPath(removed.blobId, removed.generation)));
+        background(removeGeneration(removed.blobId, removed.generation));
       }
     },
     async sweep(now) {
       const expired = q.expiredBlobs.all(now);
       const removed = removeBlobs(expired);
       for (const b of removed) {
-        if (BLOB_ID.test(b.blob_id)) background(unlink(blobPath(b.blob_id, b.generation)));
+        if (BLOB_ID.test(b.blob_id)) background(removeGeneration(b.blob_id, b.generation));
       }
       for (const name of await readdir(stagingDir)) {
         if (!BLOB_ID.test(name) || q.hasPendingByBlob.get(name) === undefined) dropStaging(name);
@@ -586,7 +680,7 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
         throw err;
       }
       const tmp = await receive(body, length, true);
-      return commitGeneration(blobId, tmp, length, [], now);
+      return commitFile(blobId, tmp, length, now);
     },
 
     async putBlock(blobId, blockId, body, length) {
@@ -602,7 +696,8 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
         body.resume();
         throw err;
       }
-      const tmp = await receive(body, length, false);
+      // Durable now, in parallel with the other blocks in flight: a commit only links it.
+      const tmp = await receive(body, length, true);
       const dir = stagingPath(blobId);
       try {
         for (let attempt = 0; ; attempt++) {
@@ -623,74 +718,81 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
 
     async commitBlockList(blobId, items: readonly BlockListItem[], now) {
       checkBlobId(blobId);
-      const staged = await listStaged(blobId);
-      // Resolve the whole list before touching anything (all or nothing).
-      const readCommitted = (id: string) => {
-        const row = q.blobBlocks.get(id);
-        return row && { generation: row.generation, blocks: JSON.parse(row.blocks) as CommittedBlock[] };
-      };
-      let current = readCommitted(blobId);
-      let resolved = resolveBlockList(items, staged, current?.blocks.map((b) => b.id) ?? []);
-      let old: FileHandle | undefined;
-      if (resolved.some((r) => r.from === 'committed')) {
-        const opened = await openCommitted(blobId, readCommitted);
-        if (!opened) throw new StorageError('InvalidBlockList', 'the committed blocks are gone');
-        old = opened.fh;
-        if (opened.row.generation !== current?.generation) {
-          current = opened.row;
-          try {
-            resolved = resolveBlockList(
-              items,
-              staged,
-              current.blocks.map((b) => b.id),
-            );
-          } catch (err) {
-            await old.close();
-            throw err;
-          }
-        }
-      }
-      const committedById = new Map(current?.blocks.map((b) => [b.id, b]));
-      const blocks: CommittedBlock[] = [];
-      let offset = 0;
-      const oldFile = old;
-      async function* assemble(): AsyncGenerator<Buffer> {
-        for (const r of resolved) {
-          let source: AsyncIterable<Buffer>;
-          if (r.from === 'staged') {
-            source = createReadStream(staged.get(r.id)!, { highWaterMark: MiB });
-          } else {
-            const c = committedById.get(r.id)!;
-            source = readRange(oldFile!, c.start, c.end);
-          }
-          let n = 0;
-          try {
-            for await (const chunk of source) {
-              n += chunk.length;
-              yield chunk;
+      for (let attempt = 0; ; attempt++) {
+        const staged = await listStaged(blobId);
+        const current = q.blob.get(blobId);
+        const currentBlocks = current ? (JSON.parse(current.blocks) as CommittedBlock[]) : [];
+        // Resolve the whole list before touching anything (all or nothing).
+        const resolved = resolveBlockList(
+          items,
+          staged,
+          currentBlocks.map((b) => b.id),
+        );
+        const committedById = new Map(currentBlocks.map((b) => [b.id, b]));
+        const generation = randomBytes(8).toString('hex');
+        const dir = blobPath(blobId, generation);
+        /** Part file (and its size) by the source file linked to it: each source is linked once. */
+        const parts = new Map<string, { file: string; size: number }>();
+        const blocks: CommittedBlock[] = [];
+        let offset = 0;
+        let failed: { id: string; from: 'staged' | 'committed' } | undefined;
+        try {
+          await mkdir(dir);
+          for (const r of resolved) {
+            let source: string;
+            let at = 0;
+            let length: number | undefined;
+            if (r.from === 'staged') {
+              source = staged.get(r.id)!;
+            } else {
+              const c = committedById.get(r.id)!;
+              const old = blobPath(blobId, current!.generation);
+              if (current!.layout === 'dir') {
+                if (!PART_FILE.test(c.file ?? ''))
+                  throw new Error(`blob ${blobId} has a malformed part name`);
+                source = join(old, c.file!);
+                at = c.offset ?? 0;
+              } else {
+                source = old;
+                at = c.start;
+              }
+              length = c.end - c.start;
             }
-          } catch (err) {
-            if (isErrno(err, 'ENOENT')) {
-              throw new StorageError('InvalidBlockList', `block ${r.id} was dropped meanwhile`, {
-                cause: err,
-              });
+            let part = parts.get(source);
+            if (!part) {
+              const file = `p${parts.size}`;
+              try {
+                await link(source, join(dir, file));
+              } catch (err) {
+                if (isErrno(err, 'ENOENT')) failed = r;
+                throw err;
+              }
+              // The size of what was linked (a re-stage may have replaced the staged file meanwhile).
+              part = { file, size: length === undefined ? (await stat(join(dir, file))).size : 0 };
+              parts.set(source, part);
             }
-            throw err;
+            const n = length ?? part.size;
+            blocks.push({ id: r.id, start: offset, end: offset + n, file: part.file, offset: at });
+            offset += n;
           }
-          blocks.push({ id: r.id, start: offset, end: offset + n });
-          offset += n;
+          await fsyncDir(dir);
+          await fsyncDir(shardPath(blobId));
+        } catch (err) {
+          await removeGeneration(blobId, generation);
+          if (!failed) throw err;
+          if (
+            failed.from === 'committed' &&
+            q.blob.get(blobId)?.generation !== current?.generation &&
+            attempt < 3
+          ) {
+            continue; // replaced meanwhile: resolve again against the new generation
+          }
+          throw new StorageError('InvalidBlockList', `block ${failed.id} was dropped meanwhile`, {
+            cause: err,
+          });
         }
+        return switchTo(blobId, generation, 'dir', offset, blocks, now);
       }
-      const tmp = tmpPath();
-      try {
-        await pipeline(assemble(), createWriteStream(tmp, { flags: 'wx', flush: true, highWaterMark: MiB }));
-      } catch (err) {
-        await rm(tmp, { force: true });
-        throw err;
-      } finally {
-        await oldFile?.close();
-      }
-      return commitGeneration(blobId, tmp, offset, blocks, now);
     },
 
     getBlobProperties(blobId) {
@@ -700,14 +802,9 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
 
     async openBlob(blobId, range?: ByteRange) {
       if (!BLOB_ID.test(blobId)) throw new StorageError('BlobNotFound', `blob ${blobId} does not exist`);
-      const opened = await openCommitted(blobId, (id) => q.blob.get(id));
+      const opened = await openContent(blobId, range);
       if (!opened) throw new StorageError('BlobNotFound', `blob ${blobId} does not exist`);
-      const { row, fh } = opened;
-      const stream = fh.createReadStream({
-        highWaterMark: MiB,
-        ...(range ? { start: range.start, end: range.end } : {}),
-      });
-      return { properties: toProperties(row), stream };
+      return { properties: toProperties(opened.row), stream: opened.stream };
     },
 
     async close() {
@@ -727,6 +824,16 @@ function migrate(db: Database.Database): void {
   if (version === SCHEMA_VERSION) {
     // A write takes the exclusive lock now rather than at the first real write.
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    return;
+  }
+  if (version === 1) {
+    // Schema 1 had one file per generation: those keep working as 'file' generations.
+    db.exec(`
+      BEGIN;
+      ALTER TABLE blobs ADD COLUMN layout TEXT NOT NULL DEFAULT 'file' CHECK (layout IN ('file', 'dir'));
+      PRAGMA user_version = ${SCHEMA_VERSION};
+      COMMIT;
+    `);
     return;
   }
   if (version !== 0) {
@@ -761,7 +868,8 @@ function migrate(db: Database.Database): void {
       last_modified INTEGER NOT NULL,
       created_at INTEGER NOT NULL,
       retain_until INTEGER,
-      blocks TEXT NOT NULL
+      blocks TEXT NOT NULL,
+      layout TEXT NOT NULL DEFAULT 'file' CHECK (layout IN ('file', 'dir'))
     );
     PRAGMA user_version = ${SCHEMA_VERSION};
     COMMIT;
