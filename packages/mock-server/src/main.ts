@@ -111,12 +111,6 @@ program
     });
     const token = mock.mintToken(opts.scope, { ttlMs: opts.tokenTtl });
     const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
-    const lines = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
-    process.stdout.write(`${lines.join('\n')}\n`);
-    if (opts.exportFile) await writeFile(opts.exportFile, `${lines.join('\n')}\n`);
-    process.stderr.write(
-      `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''})\n`,
-    );
     let closing = false;
     const shutdown = (signal: string) => {
       if (closing) return;
@@ -132,6 +126,13 @@ program
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
+    const lines = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
+    if (opts.exportFile) await writeFile(opts.exportFile, `${lines.join('\n')}\n`);
+    process.stderr.write(
+      `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''})\n`,
+    );
+    // Last: the export lines on stdout are the signal that everything above is ready.
+    process.stdout.write(`${lines.join('\n')}\n`);
   });
 
 program
