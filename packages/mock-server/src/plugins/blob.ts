@@ -213,16 +213,26 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     return reply.send();
   };
 
+  /** Every write: names the operation, checks the SAS (at request start) and that the entry is still pending. */
+  const beginWrite = (
+    request: FastifyRequest,
+    op: string,
+    blobId: string,
+    query: URLSearchParams,
+    anyOfPermissions: string,
+  ): void => {
+    audit(request).op = op;
+    authorize(blobId, query, clock.now(), anyOfPermissions);
+    requirePending(blobId);
+  };
+
   const putBlob = async (
     request: FastifyRequest,
     reply: FastifyReply,
     blobId: string,
     query: URLSearchParams,
   ) => {
-    const now = clock.now();
-    audit(request).op = 'PutBlob';
-    authorize(blobId, query, now, storage.getBlobProperties(blobId) ? 'w' : 'cw');
-    requirePending(blobId);
+    beginWrite(request, 'PutBlob', blobId, query, storage.getBlobProperties(blobId) ? 'w' : 'cw');
     const blobType = header(request, 'x-ms-blob-type');
     if (blobType === undefined) throw azureErrors.missingHeader('x-ms-blob-type');
     if (blobType !== 'BlockBlob') throw azureErrors.invalidHeader('x-ms-blob-type', blobType);
@@ -238,10 +248,7 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     blobId: string,
     query: URLSearchParams,
   ) => {
-    const now = clock.now();
-    audit(request).op = 'PutBlock';
-    authorize(blobId, query, now, 'w');
-    requirePending(blobId);
+    beginWrite(request, 'PutBlock', blobId, query, 'w');
     // Base64 has no spaces: a raw `+` decoded as form data arrives as one.
     const blockId = query.get('blockid')?.replaceAll(' ', '+');
     if (blockId === undefined) throw blobErrors.missingQueryParameter('blockid');
@@ -258,10 +265,7 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     blobId: string,
     query: URLSearchParams,
   ) => {
-    const now = clock.now();
-    audit(request).op = 'PutBlockList';
-    authorize(blobId, query, now, 'w');
-    requirePending(blobId);
+    beginWrite(request, 'PutBlockList', blobId, query, 'w');
     const length = contentLength(request, reply, maxBlockListBytes);
     const xml = await readBody(bodyOf(request), length);
     const items = parseBlockListXml(xml.toString('utf8'));

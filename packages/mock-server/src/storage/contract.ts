@@ -64,7 +64,16 @@ const latest = (...ids: string[]): BlockListItem[] => ids.map((id) => ({ kind: '
  * The one contract every `CacheStorage` backend passes. Call it from a backend's test file:
  * `describeStorageContract('memory', async () => ({ storage: createMemoryStorage(), cleanup: … }))`.
  */
-export function describeStorageContract(name: string, create: () => Promise<StorageFixture>): void {
+export interface ContractOptions {
+  /** The backend keeps its data across a reopen (fixtures then provide `reopen`). Default false. */
+  readonly persistent?: boolean;
+}
+
+export function describeStorageContract(
+  name: string,
+  create: () => Promise<StorageFixture>,
+  { persistent = false }: ContractOptions = {},
+): void {
   describe(`CacheStorage contract: ${name}`, () => {
     let fixture: StorageFixture;
     let s: CacheStorage;
@@ -678,48 +687,52 @@ export function describeStorageContract(name: string, create: () => Promise<Stor
       });
     });
 
-    it('persists entries and blobs across a reopen', async ({ skip }) => {
-      // Backends without `reopen` keep nothing, by design (the memory backend).
-      if (!fixture.reopen) return skip('this backend keeps nothing across a reopen');
-      const a = await save('persist-a', {}, 'alpha');
-      const b = reserve('persist-b');
-      const parts = [randomBytes(40_000), randomBytes(10)];
-      for (const [i, p] of parts.entries()) await s.putBlock(b.blobId, jsId(i), body(p, 4096), p.length);
-      const bProps = await s.commitBlockList(b.blobId, latest(jsId(0), jsId(1)), T0 + 3);
-      s.commitEntry(b.id, 40_010, T0 + 4);
-      s.touchEntry(a.id, T0 + 5, T0 + 600_000);
-      const pending = reserve('persist-pending');
-      await s.putBlock(pending.blobId, rsId(7), body('staged'), 6);
-      const retained = await save('persist-retained', {}, 'retained');
-      s.touchEntry(retained.id, T0 + 6, T0 + 1_000);
-      s.deleteEntry(retained.id, T0 + 7);
-      const newest = reserve('persist-newest');
-      s.deleteEntry(newest.id, T0 + 8);
-      const before = s.listEntries();
-      const aProps = s.getBlobProperties(a.blobId);
+    // Only persistent backends promise this; the memory backend keeps nothing by design.
+    if (persistent)
+      it('persists entries and blobs across a reopen', async () => {
+        if (!fixture.reopen) throw new Error('a persistent backend must provide reopen() in its fixture');
+        const a = await save('persist-a', {}, 'alpha');
+        const b = reserve('persist-b');
+        const parts = [randomBytes(40_000), randomBytes(10)];
+        for (const [i, p] of parts.entries()) await s.putBlock(b.blobId, jsId(i), body(p, 4096), p.length);
+        const bProps = await s.commitBlockList(b.blobId, latest(jsId(0), jsId(1)), T0 + 3);
+        s.commitEntry(b.id, 40_010, T0 + 4);
+        s.touchEntry(a.id, T0 + 5, T0 + 600_000);
+        const pending = reserve('persist-pending');
+        await s.putBlock(pending.blobId, rsId(7), body('staged'), 6);
+        const retained = await save('persist-retained', {}, 'retained');
+        s.touchEntry(retained.id, T0 + 6, T0 + 1_000);
+        s.deleteEntry(retained.id, T0 + 7);
+        const newest = reserve('persist-newest');
+        s.deleteEntry(newest.id, T0 + 8);
+        const before = s.listEntries();
+        const aProps = s.getBlobProperties(a.blobId);
 
-      s = await fixture.reopen();
+        s = await fixture.reopen();
 
-      expect(s.listEntries()).toEqual(before);
-      expect(s.getBlobProperties(a.blobId)).toEqual(aProps);
-      expect(s.getBlobProperties(b.blobId)).toEqual(bProps);
-      expect((await content(a.blobId)).toString()).toBe('alpha');
-      expect((await content(b.blobId)).equals(Buffer.concat(parts))).toBe(true);
-      expect(s.getEntry(a.id)).toMatchObject({ lastAccessedAt: T0 + 5, downloadUrlExpiresAt: T0 + 600_000 });
-      expect(keyOf(s.findCommittedByPrefix(REPO, SCOPE, VERSION, 'persist-'))).toBe('persist-b');
-      expect(s.findCommittedExact(REPO, SCOPE, VERSION, 'persist-a')?.id).toBe(a.id);
-      expect(s.reserveEntry(ident('persist-pending'), T0)).toBeUndefined();
-      // Staged blocks of a pending entry survive, and the committed ones can be re-committed.
-      await s.commitBlockList(pending.blobId, latest(rsId(7)), T0 + 9);
-      expect((await content(pending.blobId)).toString()).toBe('staged');
-      await s.commitBlockList(b.blobId, latest(jsId(1), jsId(0)), T0 + 10);
-      expect((await content(b.blobId)).equals(Buffer.concat([parts[1]!, parts[0]!]))).toBe(true);
-      // A retained blob is still retained, and still swept on time.
-      expect((await content(retained.blobId)).toString()).toBe('retained');
-      expect(await s.sweep(T0 + 1_000)).toBe(1);
-      expect(s.getBlobProperties(retained.blobId)).toBeUndefined();
-      // Ids keep increasing, past the deleted newest one too.
-      expect(reserve('persist-after').id).toBeGreaterThan(newest.id);
-    });
+        expect(s.listEntries()).toEqual(before);
+        expect(s.getBlobProperties(a.blobId)).toEqual(aProps);
+        expect(s.getBlobProperties(b.blobId)).toEqual(bProps);
+        expect((await content(a.blobId)).toString()).toBe('alpha');
+        expect((await content(b.blobId)).equals(Buffer.concat(parts))).toBe(true);
+        expect(s.getEntry(a.id)).toMatchObject({
+          lastAccessedAt: T0 + 5,
+          downloadUrlExpiresAt: T0 + 600_000,
+        });
+        expect(keyOf(s.findCommittedByPrefix(REPO, SCOPE, VERSION, 'persist-'))).toBe('persist-b');
+        expect(s.findCommittedExact(REPO, SCOPE, VERSION, 'persist-a')?.id).toBe(a.id);
+        expect(s.reserveEntry(ident('persist-pending'), T0)).toBeUndefined();
+        // Staged blocks of a pending entry survive, and the committed ones can be re-committed.
+        await s.commitBlockList(pending.blobId, latest(rsId(7)), T0 + 9);
+        expect((await content(pending.blobId)).toString()).toBe('staged');
+        await s.commitBlockList(b.blobId, latest(jsId(1), jsId(0)), T0 + 10);
+        expect((await content(b.blobId)).equals(Buffer.concat([parts[1]!, parts[0]!]))).toBe(true);
+        // A retained blob is still retained, and still swept on time.
+        expect((await content(retained.blobId)).toString()).toBe('retained');
+        expect(await s.sweep(T0 + 1_000)).toBe(1);
+        expect(s.getBlobProperties(retained.blobId)).toBeUndefined();
+        // Ids keep increasing, past the deleted newest one too.
+        expect(reserve('persist-after').id).toBeGreaterThan(newest.id);
+      });
   });
 }

@@ -14,22 +14,26 @@ import { describeStorageContract } from './contract.js';
 import { createFsStorage, prefixUpperBound } from './fs.js';
 import type { CacheStorage, EntryIdentity } from './types.js';
 
-describeStorageContract('fs', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-'));
-  let storage: CacheStorage = createFsStorage({ dataDir });
-  return {
-    storage,
-    reopen: async () => {
-      await storage.close();
-      storage = createFsStorage({ dataDir });
-      return storage;
-    },
-    cleanup: async () => {
-      await storage.close();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-});
+describeStorageContract(
+  'fs',
+  async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-'));
+    let storage: CacheStorage = createFsStorage({ dataDir });
+    return {
+      storage,
+      reopen: async () => {
+        await storage.close();
+        storage = createFsStorage({ dataDir });
+        return storage;
+      },
+      cleanup: async () => {
+        await storage.close();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  },
+  { persistent: true },
+);
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const ident = (key: string): EntryIdentity => ({
