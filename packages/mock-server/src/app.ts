@@ -9,9 +9,11 @@ import Fastify, {
 import { createTokenAuthority, type TokenAuthority } from './auth/tokens.js';
 import { blobPlugin } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
-import { type Clock, systemClock } from './clock.js';
+import { type AdvanceableClock, type Clock, createAdvanceableClock } from './clock.js';
 import { TwirpError } from './errors.js';
 import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/twirp.js';
+import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
+import type { PolicySettings } from './policies/settings.js';
 import { requestLogPlugin } from './request-log.js';
 import { createMemoryStorage } from './storage/memory.js';
 import type { CacheStorage } from './storage/types.js';
@@ -20,7 +22,10 @@ import type { CacheServiceDeps } from './twirp/cache-service.js';
 export interface AppOptions {
   /** Where entries and blobs live. Default: a new memory storage. */
   readonly storage?: CacheStorage;
-  /** Default: the system clock. */
+  /**
+   * Base of `app.mock.clock`, the clock every policy runs on (simulated time = base + the offset
+   * `app.mock.clock.advance()` adds). Default: the system clock. Tokens' `exp`/`nbf` use real time.
+   */
   readonly clock?: Clock;
   /** HS256 key for runtime tokens. Default: 32 random bytes (tokens die with the process). */
   readonly tokenSecret?: Buffer;
@@ -42,6 +47,14 @@ export interface AppOptions {
   readonly downloadUrlTtlMs?: number;
   /** Reservations not finalized within this time expire and free their key. Default 60 minutes. */
   readonly pendingTtlMs?: number;
+  /** Per-repository storage quota in bytes; `null` = unlimited. Default 10 GB (10·10⁹). See `PolicySettings`. */
+  readonly quotaBytes?: number | null;
+  /** Committed entries not accessed for this long are removed; `null` = never. Default 7 days. */
+  readonly idleTtlMs?: number | null;
+  /** Creates per repository per sliding minute (then 429); `null` = unlimited. Default 200. */
+  readonly rateLimitPerMinute?: number | null;
+  /** Hard-quota mode: Create and Finalize answer 412 `insufficient usage`. Default false. */
+  readonly quotaExhausted?: boolean;
   /** Repository for tokens without `repository_id`. Default `"1"`. */
   readonly defaultRepositoryId?: string;
   /** Largest Twirp request body. Default 1 MiB. */
@@ -59,9 +72,16 @@ declare module 'fastify' {
     mock: {
       storage: CacheStorage;
       tokens: TokenAuthority;
-      clock: Clock;
+      /** Simulated time for every policy; `advance()` it to make "8 days later" a test step. */
+      clock: AdvanceableClock;
+      /** Quota, idle expiry, rate limit and hard-quota mode, changeable at run time. */
+      policies: MockPolicies;
       accountKey: Buffer;
-      /** Drops expired reservations and blobs retained past their last download URL (also runs on a timer). */
+      /**
+       * Applies every policy as of `clock.now()`: drops abandoned reservations and idle entries, evicts
+       * repositories over the quota, and removes blobs retained past their last download URL. Also
+       * runs on a timer (at most a minute apart); lookups check expiry themselves.
+       */
       sweep(): Promise<void>;
     };
   }
@@ -80,7 +100,7 @@ function normalizePrefix(prefix: string | undefined): string | undefined {
 /** Builds the mock server (Twirp API + Azure Blob subset) without listening; use `inject()` or `listen()`. */
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const storage = options.storage ?? createMemoryStorage();
-  const clock = options.clock ?? systemClock;
+  const clock = createAdvanceableClock(options.clock);
   const accountKey = options.accountKey ?? randomBytes(64);
   const accountName = options.accountName ?? 'devstoreaccount1';
   const containerName = options.containerName ?? 'actions-cache';
@@ -91,6 +111,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     defaultRepositoryId: options.defaultRepositoryId ?? '1',
   });
   const sas = createSasSigner({ accountName, accountKey });
+  const pendingTtlMs = options.pendingTtlMs ?? 60 * MINUTE;
+  const settings: Partial<PolicySettings> = {
+    ...(options.quotaBytes !== undefined ? { quotaBytes: options.quotaBytes } : {}),
+    ...(options.idleTtlMs !== undefined ? { idleTtlMs: options.idleTtlMs } : {}),
+    ...(options.rateLimitPerMinute !== undefined ? { rateLimitPerMinute: options.rateLimitPerMinute } : {}),
+    ...(options.quotaExhausted !== undefined ? { quotaExhausted: options.quotaExhausted } : {}),
+  };
+  const policies = createPolicyEngine({ storage, pendingTtlMs, settings });
   const deps: CacheServiceDeps = {
     storage,
     clock,
@@ -99,7 +127,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     containerName,
     uploadUrlTtlMs: options.uploadUrlTtlMs ?? 60 * MINUTE,
     downloadUrlTtlMs: options.downloadUrlTtlMs ?? 10 * MINUTE,
-    pendingTtlMs: options.pendingTtlMs ?? 60 * MINUTE,
+    policies,
   };
 
   const { logger = false } = options;
@@ -116,16 +144,15 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     requestIdHeader: false,
   });
   const sweep = async () => {
-    const now = clock.now();
-    for (const e of storage.listEntries({ state: 'pending', createdBefore: now - deps.pendingTtlMs + 1 })) {
-      storage.deleteEntry(e.id, now);
-    }
-    await storage.sweep(now);
+    const removed = await policies.sweep(clock.now());
+    if (removed.abandoned + removed.idle + removed.evicted > 0) app.log.info(removed, 'sweep');
   };
-  app.decorate('mock', { storage, tokens, clock, accountKey, sweep });
+  // The public face only: the RPCs reach the rest of the engine through `deps`.
+  const mockPolicies: MockPolicies = { get: policies.get, update: policies.update, usage: policies.usage };
+  app.decorate('mock', { storage, tokens, clock, policies: mockPolicies, accountKey, sweep });
   let sweeper: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
-    const everyMs = Math.min(MINUTE, Math.max(1000, deps.pendingTtlMs / 2));
+    const everyMs = Math.min(MINUTE, Math.max(1000, pendingTtlMs / 2));
     sweeper = setInterval(() => {
       sweep().catch((err: unknown) => app.log.error({ err }, 'sweep failed'));
     }, everyMs).unref();

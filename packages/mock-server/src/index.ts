@@ -9,8 +9,17 @@ export {
   type TokenIdentity,
   type TokenScope,
 } from './auth/tokens.js';
-export { type Clock, createManualClock, type ManualClock, systemClock } from './clock.js';
+export {
+  type AdvanceableClock,
+  type Clock,
+  createAdvanceableClock,
+  createManualClock,
+  type ManualClock,
+  systemClock,
+} from './clock.js';
 export { AzureError, TWIRP_STATUS, type TwirpCode, TwirpError } from './errors.js';
+export type { MockPolicies } from './policies/policies.js';
+export { DEFAULT_POLICY_SETTINGS, type PolicySettings, PolicySettingsError } from './policies/settings.js';
 export { type RequestAudit, redactUrl } from './request-log.js';
 export {
   loadSecrets,
@@ -30,5 +39,6 @@ export type {
   EntryFilter,
   EntryIdentity,
   EntryState,
+  RepositoryUsage,
 } from './storage/types.js';
 export { StorageError } from './storage/types.js';

@@ -104,8 +104,9 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const displayHost = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : hostPart;
   const url = `http://${displayHost}:${address.port}`;
+  // Tokens live on real time (the default `now`), whatever the mock's clock says.
   const mintToken: MockServer['mintToken'] = (s = scopes, opts = {}) =>
-    app.mock.tokens.mint({ ...opts, ...(s ? { scopes: s } : {}), now: opts.now ?? app.mock.clock.now() });
+    app.mock.tokens.mint({ ...opts, ...(s ? { scopes: s } : {}) });
   const token = mintToken();
   return {
     url,

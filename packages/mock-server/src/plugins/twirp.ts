@@ -132,7 +132,9 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
     if (!encoding) throw badRoute(`unexpected Content-Type: "${contentType ?? ''}"`, request);
     request.audit.op = name;
     request.audit.encoding = encoding;
-    const identity = tokens.verifyAuthorization(request.headers.authorization, deps.clock.now());
+    // Real time, not the mock's clock: clients check `exp`/`nbf` against wall time too, and an
+    // advanced clock must not expire the tokens a test already holds.
+    const identity = tokens.verifyAuthorization(request.headers.authorization, Date.now());
     request.twirp = { method: m, encoding, identity };
   };
 

@@ -327,6 +327,99 @@ export function describeStorageContract(
       });
     });
 
+    describe('usage and eviction order', () => {
+      /** Reserve + commit (no blob) with a size, then a last access at `accessedAt`. */
+      const entry = (
+        key: string,
+        sizeBytes: number,
+        accessedAt: number,
+        over: Partial<EntryIdentity> = {},
+      ) => {
+        const e = s.commitEntry(reserve(key, over).id, sizeBytes, T0);
+        s.touchEntry(e.id, accessedAt, 0);
+        return s.getEntry(e.id)!;
+      };
+      const keys = (list: CacheEntry[]) => list.map((e) => e.key);
+
+      it('adds up committed entries per repository; pending ones count for nothing', async () => {
+        expect(s.repositoryUsage(REPO)).toEqual({ repositoryId: REPO, sizeBytes: 0, count: 0 });
+        reserve('pending');
+        await save('a', {}, '12345');
+        await save('b', { scope: 'refs/heads/dev' }, '123');
+        await save('c', { repositoryId: '1002' }, '1234567');
+        expect(s.repositoryUsage(REPO)).toEqual({ repositoryId: REPO, sizeBytes: 8, count: 2 });
+        expect(s.repositoryUsage('1002')).toEqual({ repositoryId: '1002', sizeBytes: 7, count: 1 });
+        expect(s.listRepositoryUsage()).toEqual([
+          { repositoryId: REPO, sizeBytes: 8, count: 2 },
+          { repositoryId: '1002', sizeBytes: 7, count: 1 },
+        ]);
+      });
+
+      it('follows commits and deletes of any kind', async () => {
+        const a = await save('a', {}, '12345');
+        const p = reserve('p');
+        s.commitEntry(p.id, 100, T0 + 5);
+        expect(s.repositoryUsage(REPO)).toMatchObject({ sizeBytes: 105, count: 2 });
+        s.deleteEntry(a.id, T0 + 10);
+        expect(s.repositoryUsage(REPO)).toMatchObject({ sizeBytes: 100, count: 1 });
+        s.deleteEntry(reserve('pending').id, T0 + 10);
+        expect(s.repositoryUsage(REPO)).toMatchObject({ sizeBytes: 100, count: 1 });
+        s.deleteEntry(p.id, T0 + 10);
+        expect(s.repositoryUsage(REPO)).toMatchObject({ sizeBytes: 0, count: 0 });
+        expect(s.listRepositoryUsage()).toEqual([]);
+      });
+
+      it('lists a repository least recently accessed first, ties by lower id, committed only', () => {
+        entry('new', 1, T0 + 300);
+        entry('old', 1, T0 + 100);
+        entry('tie-1', 1, T0 + 200);
+        entry('tie-2', 1, T0 + 200);
+        entry('elsewhere', 1, T0, { repositoryId: '1002' });
+        reserve('pending', {}, T0 - 1000);
+        expect(keys(s.listLeastRecentlyUsed(REPO, 10))).toEqual(['old', 'tie-1', 'tie-2', 'new']);
+        expect(keys(s.listLeastRecentlyUsed(REPO, 2))).toEqual(['old', 'tie-1']);
+        expect(s.listLeastRecentlyUsed(REPO, 0)).toEqual([]);
+        expect(keys(s.listLeastRecentlyUsed('1002', 10))).toEqual(['elsewhere']);
+        expect(s.listLeastRecentlyUsed('9', 10)).toEqual([]);
+        expect(s.listLeastRecentlyUsed(REPO, 1)[0]).toEqual(s.findEntry(ident('old')));
+      });
+
+      it('lists idle entries of every repository accessed strictly before a time, oldest first', () => {
+        entry('recent', 1, T0 + 500);
+        entry('edge', 1, T0 + 400);
+        entry('b', 1, T0 + 100, { repositoryId: '1002' });
+        entry('a', 1, T0 + 100);
+        entry('oldest', 1, T0 + 50, { scope: 'refs/heads/dev' });
+        reserve('pending', {}, T0);
+        expect(keys(s.listIdleEntries(T0 + 400, 10))).toEqual(['oldest', 'b', 'a']);
+        expect(keys(s.listIdleEntries(T0 + 401, 10))).toEqual(['oldest', 'b', 'a', 'edge']);
+        expect(keys(s.listIdleEntries(T0 + 401, 2))).toEqual(['oldest', 'b']);
+        expect(s.listIdleEntries(T0 + 50, 10)).toEqual([]);
+      });
+
+      it('a hit moves an entry to the end of the eviction order', () => {
+        const first = entry('first', 1, T0 + 1);
+        entry('second', 1, T0 + 2);
+        s.touchEntry(first.id, T0 + 3, 0);
+        expect(keys(s.listLeastRecentlyUsed(REPO, 10))).toEqual(['second', 'first']);
+        expect(keys(s.listIdleEntries(T0 + 3, 10))).toEqual(['second']);
+      });
+
+      if (persistent) {
+        it('keeps usage across a reopen', async () => {
+          await save('a', {}, '12345');
+          await save('b', { repositoryId: '1002' }, '12');
+          if (!fixture.reopen) throw new Error('a persistent backend must provide reopen() in its fixture');
+          s = await fixture.reopen();
+          expect(s.listRepositoryUsage()).toEqual([
+            { repositoryId: REPO, sizeBytes: 5, count: 1 },
+            { repositoryId: '1002', sizeBytes: 2, count: 1 },
+          ]);
+          expect(keys(s.listLeastRecentlyUsed(REPO, 5))).toEqual(['a']);
+        });
+      }
+    });
+
     describe('delete and sweep', () => {
       it('deletes an entry and frees its identity; a blob without issued URLs goes at once', async () => {
         const e = await save('k');

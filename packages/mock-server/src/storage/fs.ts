@@ -1,20 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import {
-  close as closeFd,
-  createReadStream,
-  createWriteStream,
-  mkdirSync,
-  open as openFd,
-  readdirSync,
-  read as readFd,
-  renameSync,
-  rmSync,
-} from 'node:fs';
-import { link, mkdir, open, opendir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { type FileHandle, link, mkdir, open, opendir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { blockIdByteLength, newEtag, resolveBlockList } from './blocks.js';
 import {
@@ -26,6 +15,7 @@ import {
   type EntryFilter,
   type EntryIdentity,
   type EntryState,
+  type RepositoryUsage,
   StorageError,
 } from './types.js';
 
@@ -67,7 +57,7 @@ export interface FsStorageOptions {
  * <dataDir>/tmp/               work files; emptied at start-up.
  */
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** Stream buffer and read chunk size (256 KiB keeps peak RSS low at the same speed as 1 MiB). */
 const CHUNK = 256 * 1024;
 /** Read size of download streams: one read in flight per stream, so larger reads keep the disk busier. */
@@ -117,14 +107,10 @@ interface CommittedBlock {
 }
 
 interface OpenSpan {
-  /** A numeric descriptor: `fs.read` and `fs.createReadStream` on one cost half the CPU of a FileHandle's. */
-  fd: number;
+  fh: FileHandle;
   position: number;
   end: number;
 }
-
-const openForRead = promisify(openFd);
-const closeQuietly = (fd: number) => closeFd(fd, () => undefined);
 
 const toEntry = (r: EntryRow): CacheEntry => ({
   repositoryId: r.repository_id,
@@ -189,7 +175,7 @@ class SpansStream extends Readable {
   #index = 0;
   constructor(
     private readonly spans: OpenSpan[],
-    private readonly fds: readonly number[],
+    private readonly handles: readonly FileHandle[],
   ) {
     super({ highWaterMark: READ_CHUNK });
   }
@@ -202,20 +188,23 @@ class SpansStream extends Readable {
     }
     const current = span;
     const length = Math.min(READ_CHUNK, current.end - current.position);
-    readFd(current.fd, Buffer.allocUnsafe(length), 0, length, current.position, (err, bytesRead, buffer) => {
-      if (err) {
-        this.destroy(err);
-      } else if (bytesRead === 0) {
-        this.destroy(new Error(`committed content ends before byte ${current.end} of a part`));
-      } else {
+    current.fh.read(Buffer.allocUnsafe(length), 0, length, current.position).then(
+      ({ bytesRead, buffer }) => {
+        if (bytesRead === 0) {
+          this.destroy(new Error(`committed content ends before byte ${current.end} of a part`));
+          return;
+        }
         current.position += bytesRead;
         this.push(buffer.subarray(0, bytesRead));
-      }
-    });
+      },
+      (err: unknown) => this.destroy(err as Error),
+    );
   }
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    for (const fd of this.fds) closeQuietly(fd);
-    callback(err);
+    Promise.all(this.handles.map((fh) => fh.close().catch(() => undefined))).then(
+      () => callback(err),
+      () => callback(err),
+    );
   }
 }
 
@@ -315,6 +304,21 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
          AND (@state IS NULL OR state = @state)
          AND (@createdBefore IS NULL OR created_at < @createdBefore)
        ORDER BY id`,
+    ),
+    /** Kept by triggers (see `migrate`), so a quota check reads one row. */
+    usage: db.prepare<[string], { size_bytes: number; count: number }>(
+      'SELECT size_bytes, count FROM repository_usage WHERE repository_id = ?',
+    ),
+    allUsage: db.prepare<[], { repository_id: string; size_bytes: number; count: number }>(
+      'SELECT repository_id, size_bytes, count FROM repository_usage WHERE count > 0 ORDER BY repository_id',
+    ),
+    leastRecentlyUsed: db.prepare<[string, number], EntryRow>(
+      `SELECT * FROM entries INDEXED BY entries_committed_lru
+       WHERE repository_id = ? AND state = 'committed' ORDER BY last_accessed_at, id LIMIT ?`,
+    ),
+    idle: db.prepare<[number, number], EntryRow>(
+      `SELECT * FROM entries INDEXED BY entries_committed_idle
+       WHERE state = 'committed' AND last_accessed_at < ? ORDER BY last_accessed_at, id LIMIT ?`,
     ),
     commit: db.prepare<[number, number, number, number], void>(
       `UPDATE entries SET state = 'committed', size_bytes = ?, committed_at = ?, last_accessed_at = ?
@@ -532,18 +536,12 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     for (;;) {
       const row = q.blob.get(blobId);
       if (!row) return undefined;
-      const fds: number[] = [];
-      const openFd = async (file: string) => {
-        const fd = await openForRead(file, 'r');
-        fds.push(fd);
-        return fd;
-      };
+      const handles: FileHandle[] = [];
       try {
         const path = blobPath(blobId, row.generation);
         if (row.layout === 'file') {
-          const fd = await openFd(path);
-          const stream = createReadStream(path, {
-            fd,
+          const fh = await open(path, 'r');
+          const stream = fh.createReadStream({
             highWaterMark: READ_CHUNK,
             ...(range ? { start: range.start, end: range.end } : {}),
           });
@@ -551,7 +549,7 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
         }
         const start = range?.start ?? 0;
         const end = range ? range.end + 1 : row.size_bytes;
-        const byFile = new Map<string, number>();
+        const byFile = new Map<string, FileHandle>();
         const spans: OpenSpan[] = [];
         for (const b of JSON.parse(row.blocks) as CommittedBlock[]) {
           const from = Math.max(start, b.start);
@@ -559,27 +557,23 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
           if (from >= to) continue;
           const file = b.file ?? '';
           if (!PART_FILE.test(file)) throw new Error(`blob ${blobId} has a malformed part name`);
-          let fd = byFile.get(file);
-          if (fd === undefined) {
-            fd = await openFd(join(path, file));
-            byFile.set(file, fd);
+          let fh = byFile.get(file);
+          if (!fh) {
+            fh = await open(join(path, file), 'r');
+            handles.push(fh);
+            byFile.set(file, fh);
           }
           const base = (b.offset ?? 0) - b.start;
-          spans.push({ fd, position: base + from, end: base + to });
+          spans.push({ fh, position: base + from, end: base + to });
         }
         const only = spans.length === 1 ? spans[0]! : undefined;
         // The common case (a range inside one block) takes Node's own file stream.
         const stream = only
-          ? createReadStream(path, {
-              fd: only.fd,
-              highWaterMark: READ_CHUNK,
-              start: only.position,
-              end: only.end - 1,
-            })
-          : new SpansStream(spans, fds);
+          ? only.fh.createReadStream({ highWaterMark: READ_CHUNK, start: only.position, end: only.end - 1 })
+          : new SpansStream(spans, handles);
         return { row, stream };
       } catch (err) {
-        for (const fd of fds) closeQuietly(fd);
+        await Promise.all(handles.map((fh) => fh.close().catch(() => undefined)));
         if (!isErrno(err, 'ENOENT')) throw err;
         if (q.blob.get(blobId)?.generation === row.generation) {
           throw new StorageError('BlobNotFound', `the content of blob ${blobId} is missing`, { cause: err });
@@ -672,6 +666,21 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
           createdBefore: filter.createdBefore ?? null,
         })
         .map(toEntry);
+    },
+    repositoryUsage(repositoryId): RepositoryUsage {
+      const row = q.usage.get(repositoryId);
+      return { repositoryId, sizeBytes: row?.size_bytes ?? 0, count: row?.count ?? 0 };
+    },
+    listRepositoryUsage() {
+      return q.allUsage
+        .all()
+        .map((r) => ({ repositoryId: r.repository_id, sizeBytes: r.size_bytes, count: r.count }));
+    },
+    listLeastRecentlyUsed(repositoryId, limit) {
+      return q.leastRecentlyUsed.all(repositoryId, Math.max(0, limit)).map(toEntry);
+    },
+    listIdleEntries(accessedBefore, limit) {
+      return q.idle.all(accessedBefore, Math.max(0, limit)).map(toEntry);
     },
     commitEntry(id, sizeBytes, now) {
       if (q.commit.run(sizeBytes, now, now, id).changes === 0) throw new Error(`no entry ${id}`);
@@ -855,52 +864,86 @@ function migrate(db: Database.Database): void {
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return;
   }
-  if (version === 1) {
-    // Schema 1 had one file per generation: those keep working as 'file' generations.
-    db.exec(`
-      BEGIN;
-      ALTER TABLE blobs ADD COLUMN layout TEXT NOT NULL DEFAULT 'file' CHECK (layout IN ('file', 'dir'));
-      PRAGMA user_version = ${SCHEMA_VERSION};
-      COMMIT;
-    `);
-    return;
-  }
-  if (version !== 0) {
+  if (version < 0 || version > SCHEMA_VERSION) {
     throw new Error(`meta.sqlite has schema version ${version}; this build reads version ${SCHEMA_VERSION}`);
   }
-  db.exec(`
-    BEGIN;
-    CREATE TABLE entries (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      repository_id TEXT NOT NULL,
-      scope TEXT NOT NULL,
-      key TEXT NOT NULL,
-      version TEXT NOT NULL,
-      blob_id TEXT NOT NULL UNIQUE,
-      state TEXT NOT NULL CHECK (state IN ('pending', 'committed')),
-      size_bytes INTEGER NOT NULL DEFAULT 0,
-      created_at INTEGER NOT NULL,
-      committed_at INTEGER NOT NULL DEFAULT 0,
-      last_accessed_at INTEGER NOT NULL,
-      download_url_expires_at INTEGER NOT NULL DEFAULT 0,
-      UNIQUE (repository_id, scope, key, version)
-    );
-    CREATE INDEX entries_committed_key ON entries (repository_id, scope, version, key)
-      WHERE state = 'committed';
-    CREATE INDEX entries_committed_recent ON entries (repository_id, scope, version, id, key)
-      WHERE state = 'committed';
-    CREATE TABLE blobs (
-      blob_id TEXT PRIMARY KEY,
-      generation TEXT NOT NULL,
-      size_bytes INTEGER NOT NULL,
-      etag TEXT NOT NULL,
-      last_modified INTEGER NOT NULL,
-      created_at INTEGER NOT NULL,
-      retain_until INTEGER,
-      blocks TEXT NOT NULL,
-      layout TEXT NOT NULL DEFAULT 'file' CHECK (layout IN ('file', 'dir'))
-    );
-    PRAGMA user_version = ${SCHEMA_VERSION};
-    COMMIT;
-  `);
+  db.transaction(() => {
+    if (version === 0) db.exec(SCHEMA_2);
+    // Schema 1 had one file per generation: those keep working as 'file' generations.
+    if (version === 1) {
+      db.exec(
+        `ALTER TABLE blobs ADD COLUMN layout TEXT NOT NULL DEFAULT 'file' CHECK (layout IN ('file', 'dir'))`,
+      );
+    }
+    db.exec(SCHEMA_3);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
 }
+
+const SCHEMA_2 = `
+  CREATE TABLE entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repository_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version TEXT NOT NULL,
+    blob_id TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'committed')),
+    size_bytes INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    committed_at INTEGER NOT NULL DEFAULT 0,
+    last_accessed_at INTEGER NOT NULL,
+    download_url_expires_at INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (repository_id, scope, key, version)
+  );
+  CREATE INDEX entries_committed_key ON entries (repository_id, scope, version, key)
+    WHERE state = 'committed';
+  CREATE INDEX entries_committed_recent ON entries (repository_id, scope, version, id, key)
+    WHERE state = 'committed';
+  CREATE TABLE blobs (
+    blob_id TEXT PRIMARY KEY,
+    generation TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    retain_until INTEGER,
+    blocks TEXT NOT NULL,
+    layout TEXT NOT NULL DEFAULT 'file' CHECK (layout IN ('file', 'dir'))
+  );
+`;
+
+/**
+ * Schema 3: per-repository usage kept by triggers (a quota check reads one row instead of summing
+ * a repository's entries), and the indexes of the eviction order (per repository) and of idle
+ * expiry (global). Idempotent, so it also runs over a database whose version number was lowered.
+ */
+const SCHEMA_3 = `
+  CREATE TABLE IF NOT EXISTS repository_usage (
+    repository_id TEXT PRIMARY KEY,
+    size_bytes INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS entries_committed_lru ON entries (repository_id, last_accessed_at, id)
+    WHERE state = 'committed';
+  CREATE INDEX IF NOT EXISTS entries_committed_idle ON entries (last_accessed_at, id)
+    WHERE state = 'committed';
+  CREATE TRIGGER IF NOT EXISTS entries_usage_update AFTER UPDATE OF state, size_bytes ON entries
+  WHEN old.state = 'committed' OR new.state = 'committed'
+  BEGIN
+    UPDATE repository_usage SET size_bytes = size_bytes - old.size_bytes, count = count - 1
+      WHERE old.state = 'committed' AND repository_id = old.repository_id;
+    INSERT OR IGNORE INTO repository_usage (repository_id) SELECT new.repository_id WHERE new.state = 'committed';
+    UPDATE repository_usage SET size_bytes = size_bytes + new.size_bytes, count = count + 1
+      WHERE new.state = 'committed' AND repository_id = new.repository_id;
+  END;
+  CREATE TRIGGER IF NOT EXISTS entries_usage_delete AFTER DELETE ON entries
+  WHEN old.state = 'committed'
+  BEGIN
+    UPDATE repository_usage SET size_bytes = size_bytes - old.size_bytes, count = count - 1
+      WHERE repository_id = old.repository_id;
+  END;
+  DELETE FROM repository_usage;
+  INSERT INTO repository_usage (repository_id, size_bytes, count)
+    SELECT repository_id, sum(size_bytes), count(*) FROM entries WHERE state = 'committed' GROUP BY repository_id;
+`;

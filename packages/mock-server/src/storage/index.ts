@@ -9,6 +9,7 @@ export {
   type EntryFilter,
   type EntryIdentity,
   type EntryState,
+  type RepositoryUsage,
   StorageError,
   type StorageErrorCode,
 } from './types.js';

@@ -9,6 +9,7 @@ import {
   type CacheStorage,
   type EntryFilter,
   type EntryIdentity,
+  type RepositoryUsage,
   StorageError,
 } from './types.js';
 
@@ -45,7 +46,37 @@ export function createMemoryStorage(): CacheStorage {
   const byIdentity = new Map<string, number>();
   const byBlob = new Map<string, number>();
   const blobs = new Map<string, MemoryBlob>();
+  /** Committed size and count by repository, kept up to date by `setEntry` and `deleteEntry`. */
+  const usage = new Map<string, { sizeBytes: number; count: number }>();
   let nextId = 1;
+
+  const addUsage = (e: CacheEntry, sign: 1 | -1) => {
+    if (e.state !== 'committed') return;
+    const u = usage.get(e.repositoryId) ?? { sizeBytes: 0, count: 0 };
+    u.sizeBytes += sign * e.sizeBytes;
+    u.count += sign;
+    if (u.count === 0) usage.delete(e.repositoryId);
+    else usage.set(e.repositoryId, u);
+  };
+  /** Stores a new version of an entry, keeping the usage totals in step. */
+  const setEntry = (next: CacheEntry): CacheEntry => {
+    const previous = entries.get(next.id);
+    if (previous) addUsage(previous, -1);
+    entries.set(next.id, next);
+    addUsage(next, 1);
+    return next;
+  };
+  const usageOf = (repositoryId: string): RepositoryUsage => ({
+    repositoryId,
+    sizeBytes: usage.get(repositoryId)?.sizeBytes ?? 0,
+    count: usage.get(repositoryId)?.count ?? 0,
+  });
+  /** Committed entries in eviction order: least recently accessed first, ties by lower id. */
+  const byAccess = (filter: (e: CacheEntry) => boolean, limit: number): CacheEntry[] =>
+    [...entries.values()]
+      .filter((e) => e.state === 'committed' && filter(e))
+      .sort((a, b) => a.lastAccessedAt - b.lastAccessedAt || a.id - b.id)
+      .slice(0, Math.max(0, limit));
 
   const blob = (blobId: string): MemoryBlob => {
     let b = blobs.get(blobId);
@@ -56,11 +87,7 @@ export function createMemoryStorage(): CacheStorage {
     return b;
   };
   const committed = (e: CacheEntry | undefined) => (e?.state === 'committed' ? e : undefined);
-  const update = (e: CacheEntry, patch: Partial<CacheEntry>): CacheEntry => {
-    const next = { ...e, ...patch };
-    entries.set(e.id, next);
-    return next;
-  };
+  const update = (e: CacheEntry, patch: Partial<CacheEntry>): CacheEntry => setEntry({ ...e, ...patch });
 
   return {
     kind: 'memory',
@@ -82,7 +109,7 @@ export function createMemoryStorage(): CacheStorage {
         lastAccessedAt: now,
         downloadUrlExpiresAt: 0,
       };
-      entries.set(entry.id, entry);
+      setEntry(entry);
       byIdentity.set(k, entry.id);
       byBlob.set(entry.blobId, entry.id);
       return entry;
@@ -124,6 +151,10 @@ export function createMemoryStorage(): CacheStorage {
           (filter.createdBefore === undefined || e.createdAt < filter.createdBefore),
       );
     },
+    repositoryUsage: usageOf,
+    listRepositoryUsage: () => [...usage.keys()].sort().map(usageOf),
+    listLeastRecentlyUsed: (repositoryId, limit) => byAccess((e) => e.repositoryId === repositoryId, limit),
+    listIdleEntries: (accessedBefore, limit) => byAccess((e) => e.lastAccessedAt < accessedBefore, limit),
     commitEntry(id, sizeBytes, now) {
       const e = entries.get(id);
       if (!e) throw new Error(`no entry ${id}`);
@@ -140,6 +171,7 @@ export function createMemoryStorage(): CacheStorage {
     deleteEntry(id, now) {
       const e = entries.get(id);
       if (!e) return;
+      addUsage(e, -1);
       entries.delete(id);
       byIdentity.delete(identityKey(e));
       byBlob.delete(e.blobId);
@@ -223,6 +255,7 @@ export function createMemoryStorage(): CacheStorage {
     },
     async close() {
       entries.clear();
+      usage.clear();
       blobs.clear();
     },
   };

@@ -38,6 +38,15 @@ export interface EntryFilter {
   readonly createdBefore?: number;
 }
 
+/** What a repository's committed entries add up to (pending reservations count for nothing). */
+export interface RepositoryUsage {
+  readonly repositoryId: string;
+  /** Sum of the committed entries' `sizeBytes`. */
+  readonly sizeBytes: number;
+  /** Number of committed entries. */
+  readonly count: number;
+}
+
 export interface BlobProperties {
   readonly size: number;
   /** Quoted, opaque, new on every commit, e.g. `"0x8DD0E3A1C2B4F70"`. */
@@ -114,6 +123,20 @@ export interface CacheStorage {
   ): CacheEntry | undefined;
   /** Entries matching every given filter field, in ascending id order. */
   listEntries(filter?: EntryFilter): CacheEntry[];
+  /** Committed size and count of one repository (zeros if it has none). O(1) in the fs backend. */
+  repositoryUsage(repositoryId: string): RepositoryUsage;
+  /** Usage of every repository that has committed entries, by repository id. */
+  listRepositoryUsage(): RepositoryUsage[];
+  /**
+   * A repository's committed entries, least recently accessed first (`lastAccessedAt`, ties by
+   * lower id), at most `limit`: the eviction order.
+   */
+  listLeastRecentlyUsed(repositoryId: string, limit: number): CacheEntry[];
+  /**
+   * Committed entries of any repository last accessed strictly before `accessedBefore` (Unix ms),
+   * oldest access first (ties by lower id), at most `limit`: the idle-expiry candidates.
+   */
+  listIdleEntries(accessedBefore: number, limit: number): CacheEntry[];
   /** Marks a pending entry committed with its size; returns the updated entry. */
   commitEntry(id: number, sizeBytes: number, now: number): CacheEntry;
   /** Records a hit: `lastAccessedAt = now`, `downloadUrlExpiresAt = max(old, urlExpiresAt)`. */

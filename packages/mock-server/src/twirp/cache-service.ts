@@ -2,6 +2,7 @@ import type { TokenIdentity, TokenScope } from '../auth/tokens.js';
 import type { SasSigner } from '../blob/sas.js';
 import type { Clock } from '../clock.js';
 import { TwirpError } from '../errors.js';
+import type { PolicyEngine, WriteDenial } from '../policies/policies.js';
 import type { CacheEntry, CacheStorage, EntryIdentity } from '../storage/types.js';
 
 /** Everything the RPCs need; no Fastify types. */
@@ -14,8 +15,8 @@ export interface CacheServiceDeps {
   readonly containerName: string;
   readonly uploadUrlTtlMs: number;
   readonly downloadUrlTtlMs: number;
-  /** A reservation not finalized within this time is dropped and frees its key. */
-  readonly pendingTtlMs: number;
+  /** Quota, idle expiry, pending TTL, rate limit, hard-quota mode. */
+  readonly policies: PolicyEngine;
 }
 
 /** Facts for the request log line. */
@@ -24,6 +25,8 @@ export interface RpcAudit {
   match?: string;
   scope?: string;
   entryId?: number;
+  /** Entries a Finalize evicted to fit the quota. */
+  evicted?: number;
 }
 
 export interface CreateRequest {
@@ -58,6 +61,9 @@ export interface GetResponse {
 
 export const WRITE_DENIED = 'cache write denied: token has no writable scopes';
 export const READ_DENIED = 'cache read denied: token has no readable scopes';
+/** `@actions/cache` turns any msg containing `insufficient usage` into its `UsageError` (no retry). */
+export const QUOTA_EXHAUSTED = 'insufficient usage: the cache storage quota of this repository is exhausted';
+export const RATE_LIMITED = 'rate limit exceeded';
 const MAX_KEY_LENGTH = 512;
 const MAX_KEYS = 10;
 
@@ -86,13 +92,20 @@ function checkVersion(version: string): void {
   }
 }
 
-/** Drops a reservation that outlived `pendingTtlMs`; returns whether the entry is still there. */
+/** Drops an expired entry (an abandoned reservation, an idle entry); returns whether it is still there. */
 function isLive(deps: CacheServiceDeps, entry: CacheEntry, now: number): boolean {
-  if (entry.state === 'pending' && entry.createdAt + deps.pendingTtlMs <= now) {
+  if (deps.policies.isExpired(entry, now)) {
     deps.storage.deleteEntry(entry.id, now);
     return false;
   }
   return true;
+}
+
+/** 412 `failed_precondition` (hard quota) or 429 `resource_exhausted` with `Retry-After`. */
+function denialError(denial: WriteDenial): TwirpError {
+  if (denial.reason === 'quota_exhausted') return new TwirpError('failed_precondition', QUOTA_EXHAUSTED);
+  const seconds = String(denial.retryAfterSeconds);
+  return new TwirpError('resource_exhausted', RATE_LIMITED, {}, { 'Retry-After': seconds });
 }
 
 const alreadyExists = () =>
@@ -126,6 +139,8 @@ export function createCacheEntry(
   const id = writeIdentity(identity, req, audit);
   if (!id) return { ok: false, signedUploadUrl: '', message: WRITE_DENIED };
   const now = deps.clock.now();
+  const denial = deps.policies.admitCreate(id.repositoryId, now);
+  if (denial) throw denialError(denial);
   const existing = deps.storage.findEntry(id);
   if (existing && isLive(deps, existing, now)) throw alreadyExists();
   const entry = deps.storage.reserveEntry(id, now);
@@ -154,6 +169,8 @@ export function finalizeCacheEntryUpload(
   if (req.sizeBytes < 0n) {
     throw new TwirpError('invalid_argument', 'size_bytes must not be negative', { argument: 'size_bytes' });
   }
+  const denial = deps.policies.admitFinalize();
+  if (denial) throw denialError(denial);
   const now = deps.clock.now();
   const entry = deps.storage.findEntry(id);
   if (!entry || !isLive(deps, entry, now)) throw new TwirpError('not_found', 'cache entry not found');
@@ -173,6 +190,8 @@ export function finalizeCacheEntryUpload(
     return { ok: false, entryId: 0n, message };
   }
   const committed = deps.storage.commitEntry(entry.id, blob.size, now);
+  const evicted = deps.policies.enforceQuota(committed.repositoryId, committed.id, now);
+  if (evicted.length > 0) audit.evicted = evicted.length;
   return { ok: true, entryId: BigInt(committed.id), message: '' };
 }
 
@@ -200,9 +219,11 @@ export function getCacheEntryDownloadUrl(
   const { storage } = deps;
   const { repositoryId } = identity;
 
-  // Each step finds a committed entry; one whose bytes are gone is dropped and the step runs again.
+  // Each step finds a committed entry; one that is idle past the idle TTL or whose bytes are gone is
+  // dropped and the step runs again.
   const withBlob = (find: () => CacheEntry | undefined): CacheEntry | undefined => {
     for (let e = find(); e; e = find()) {
+      if (!isLive(deps, e, now)) continue;
       if (storage.getBlobProperties(e.blobId)?.size === e.sizeBytes) return e;
       storage.deleteEntry(e.id, now);
     }

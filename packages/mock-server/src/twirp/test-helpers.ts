@@ -28,7 +28,7 @@ export async function createTestApp(options: Parameters<typeof buildApp>[0] = {}
   const clock = createManualClock(Date.UTC(2026, 10, 26, 12));
   const app = await buildApp({ storage: createMemoryStorage(), clock, ...options });
   const token = (scopes: TokenScope[] = MAIN_RW, repositoryId?: string) =>
-    app.mock.tokens.mint({ scopes, now: clock.now(), ...(repositoryId ? { repositoryId } : {}) });
+    app.mock.tokens.mint({ scopes, ...(repositoryId ? { repositoryId } : {}) }); // real time, as tokens are
   const defaultToken = token();
   const rpc = (method: string, body: unknown, t = defaultToken) =>
     app.inject({
