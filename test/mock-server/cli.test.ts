@@ -34,7 +34,7 @@ async function freePort(): Promise<number> {
 }
 
 describe('gha-cache-mock CLI', () => {
-  it('prints the four export lines, writes --export-file, and closes cleanly on SIGTERM', async () => {
+  it('prints the export lines, writes --export-file, and closes cleanly on SIGTERM', async () => {
     const exportFile = join(dir, 'mock.env');
     const mock = await spawnMock(['--data-dir', join(dir, 'a'), '--export-file', exportFile]);
     try {
@@ -43,7 +43,12 @@ describe('gha-cache-mock CLI', () => {
         'ACTIONS_CACHE_URL',
         'ACTIONS_RESULTS_URL',
         'ACTIONS_RUNTIME_TOKEN',
+        'GITHUB_API_URL',
+        'GITHUB_REPOSITORY',
       ]);
+      // The REST API's origin and repository, never GITHUB_SERVER_URL (a non-github.com host forces v1).
+      expect(mock.env.GITHUB_API_URL).toBe(mock.url);
+      expect(mock.env.GITHUB_REPOSITORY).toBe('octo-org/octo-repo');
       expect(mock.env.ACTIONS_CACHE_SERVICE_V2).toBe('true');
       expect(mock.env.ACTIONS_RESULTS_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
       const file = await readFile(exportFile, 'utf8');

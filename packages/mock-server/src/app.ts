@@ -11,10 +11,14 @@ import { blobPlugin } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
 import { type AdvanceableClock, type Clock, createAdvanceableClock } from './clock.js';
 import { TwirpError } from './errors.js';
+import { adminPlugin } from './plugins/admin.js';
+import { restPlugin } from './plugins/rest.js';
 import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/twirp.js';
 import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
 import type { PolicySettings } from './policies/settings.js';
+import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
 import { requestLogPlugin } from './request-log.js';
+import { createSeeder, type Seeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory.js';
 import type { CacheStorage } from './storage/types.js';
 import type { CacheServiceDeps } from './twirp/cache-service.js';
@@ -57,6 +61,12 @@ export interface AppOptions {
   readonly quotaExhausted?: boolean;
   /** Repository for tokens without `repository_id`. Default `"1"`. */
   readonly defaultRepositoryId?: string;
+  /** `owner/repo` of `defaultRepositoryId`, for the REST API. Default `octo-org/octo-repo`. */
+  readonly defaultRepository?: string;
+  /** More repositories the REST API knows, `owner/repo` → repository id: `{ 'octo-org/app': '42' }`. */
+  readonly repositories?: Readonly<Record<string, string>>;
+  /** The only credential the REST API accepts. Default: any `Authorization: Bearer|token <t>`. */
+  readonly restToken?: string;
   /** Largest Twirp request body. Default 1 MiB. */
   readonly twirpBodyLimitBytes?: number;
   /**
@@ -83,6 +93,10 @@ declare module 'fastify' {
        * runs on a timer (at most a minute apart); lookups check expiry themselves.
        */
       sweep(): Promise<void>;
+      /** `owner/repo` ↔ repository id, for the REST and admin APIs. */
+      repositories: RepositoryRegistry;
+      /** Preloads one committed entry (see `SeedInput`). */
+      seed: Seeder;
     };
   }
 }
@@ -105,10 +119,15 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const accountName = options.accountName ?? 'devstoreaccount1';
   const containerName = options.containerName ?? 'actions-cache';
   const pathPrefix = normalizePrefix(options.pathPrefix);
+  const repositories = createRepositoryRegistry({
+    ...(options.repositories ? { repositories: options.repositories } : {}),
+    ...(options.defaultRepository ? { defaultRepository: options.defaultRepository } : {}),
+    ...(options.defaultRepositoryId ? { defaultRepositoryId: options.defaultRepositoryId } : {}),
+  });
   const tokens = createTokenAuthority({
     secret: options.tokenSecret ?? randomBytes(32),
     insecure: options.insecureTokens ?? false,
-    defaultRepositoryId: options.defaultRepositoryId ?? '1',
+    defaultRepositoryId: repositories.default.id,
   });
   const sas = createSasSigner({ accountName, accountKey });
   const pendingTtlMs = options.pendingTtlMs ?? 60 * MINUTE;
@@ -149,7 +168,17 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   };
   // The public face only: the RPCs reach the rest of the engine through `deps`.
   const mockPolicies: MockPolicies = { get: policies.get, update: policies.update, usage: policies.usage };
-  app.decorate('mock', { storage, tokens, clock, policies: mockPolicies, accountKey, sweep });
+  const seed = createSeeder({ storage, clock, repositories });
+  app.decorate('mock', {
+    storage,
+    tokens,
+    clock,
+    policies: mockPolicies,
+    accountKey,
+    sweep,
+    repositories,
+    seed,
+  });
   let sweeper: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
     const everyMs = Math.min(MINUTE, Math.max(1000, pendingTtlMs / 2));
@@ -163,6 +192,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(twirpPlugin, twirpOptions);
   if (pathPrefix) await app.register(twirpPlugin, { ...twirpOptions, prefix: pathPrefix });
   await app.register(blobPlugin, { storage, clock, sas, accountName, containerName });
+  await app.register(restPlugin, {
+    prefix: '/repos',
+    storage,
+    clock,
+    repositories,
+    ...(options.restToken !== undefined ? { token: options.restToken } : {}),
+  });
+  await app.register(adminPlugin, { prefix: '/_admin' });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

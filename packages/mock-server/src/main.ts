@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
+import { parseDurationMs } from './duration.js';
 import { loadSecrets, startMockServer } from './server.js';
 
 function defaultDataDir(): string {
@@ -25,10 +26,11 @@ const collectScope = (value: string, previous: TokenScope[] = []): TokenScope[] 
 };
 
 function parseDuration(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`invalid duration "${value}" (e.g. 90s, 10m, 6h)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
-  return Math.round(Number(m[1]) * unit);
+  try {
+    return parseDurationMs(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function parsePort(value: string): number {

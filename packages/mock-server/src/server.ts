@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
 import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
+import type { Seeder } from './seed.js';
 import { createFsStorage } from './storage/fs.js';
 import { createMemoryStorage } from './storage/memory.js';
 import type { CacheStorage } from './storage/types.js';
@@ -25,6 +26,10 @@ export interface MockServerEnv {
   ACTIONS_RESULTS_URL: string;
   ACTIONS_CACHE_URL: string;
   ACTIONS_CACHE_SERVICE_V2: string;
+  /** The REST API (`/repos/…`), for `gha-cache list`/`delete` and Octokit. Never `GITHUB_SERVER_URL` (GHES trap). */
+  GITHUB_API_URL: string;
+  /** `owner/repo` of the default repository (the token's `repository_id`). */
+  GITHUB_REPOSITORY: string;
   ACTIONS_RUNTIME_TOKEN: string;
 }
 
@@ -37,6 +42,8 @@ export interface MockServer {
   readonly env: MockServerEnv;
   readonly storage: CacheStorage;
   readonly app: FastifyInstance;
+  /** Preloads a committed entry (a warm cache): `seed({ key, version, content, scope?, repository? })`. */
+  seed: Seeder;
   /** Mints another runtime token, e.g. `mintToken([{ scope: 'refs/heads/main', permission: 1 }])`. */
   mintToken(scopes?: readonly TokenScope[], options?: Omit<MintTokenOptions, 'scopes'>): string;
   close(): Promise<void>;
@@ -115,10 +122,13 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
       ACTIONS_RESULTS_URL: `${url}/`,
       ACTIONS_CACHE_URL: `${url}/`,
       ACTIONS_CACHE_SERVICE_V2: 'true',
+      GITHUB_API_URL: url,
+      GITHUB_REPOSITORY: app.mock.repositories.default.fullName,
       ACTIONS_RUNTIME_TOKEN: token,
     },
     storage,
     app,
+    seed: app.mock.seed,
     mintToken,
     close: () => app.close(),
   };
