@@ -346,6 +346,48 @@ describe('fs storage on disk', () => {
     // About 20 µs each here; a scan of 20,000 entries would take milliseconds each.
     expect(ms).toBeLessThan(5000);
   });
+
+  it('reads usage, the eviction order and idle entries from indexes, not a scan', () => {
+    for (let i = 0; i < 20_000; i++) {
+      const e = s.reserveEntry(ident(`k-${i}`), T0)!;
+      s.commitEntry(e.id, 1000 + i, T0);
+      s.touchEntry(e.id, T0 + ((i * 7919) % 20_000), 0);
+    }
+    const started = performance.now();
+    for (let i = 0; i < 2000; i++) {
+      expect(s.repositoryUsage('7').count).toBe(20_000);
+      expect(s.listLeastRecentlyUsed('7', 1)[0]!.lastAccessedAt).toBe(T0);
+      expect(s.listIdleEntries(T0 + 1, 2)).toHaveLength(1);
+    }
+    const ms = performance.now() - started;
+    expect(s.repositoryUsage('7').sizeBytes).toBe(20_000 * 1000 + (19_999 * 20_000) / 2);
+    // About 70 µs per round here (150 ms in all); summing or sorting 20,000 entries would take
+    // milliseconds per round.
+    expect(ms).toBeLessThan(1500);
+  });
+
+  it('opens a schema 2 database: usage totals are backfilled and then kept by triggers', async () => {
+    await save('a', 'alpha');
+    await save('b', 'bb');
+    await s.close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(join(dataDir, 'meta.sqlite'));
+    db.exec(`
+      DROP TRIGGER entries_usage_update;
+      DROP TRIGGER entries_usage_delete;
+      DROP TABLE repository_usage;
+      DROP INDEX entries_committed_lru;
+      DROP INDEX entries_committed_idle;
+      PRAGMA user_version = 2;
+    `);
+    db.close();
+    open();
+    expect(s.repositoryUsage('7')).toEqual({ repositoryId: '7', sizeBytes: 7, count: 2 });
+    await save('c', 'ccc');
+    s.deleteEntry(s.findEntry(ident('a'))!.id, T0 + 3);
+    expect(s.repositoryUsage('7')).toEqual({ repositoryId: '7', sizeBytes: 5, count: 2 });
+    expect(s.listLeastRecentlyUsed('7', 5).map((e) => e.key)).toEqual(['b', 'c']);
+  });
 });
 
 /**

@@ -1,9 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { type FileHandle, link, mkdir, open, opendir, readdir, rename, rm, stat } from 'node:fs/promises';
+import {
+  close as closeFd,
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  open as openFd,
+  readdirSync,
+  read as readFd,
+  renameSync,
+  rmSync,
+} from 'node:fs';
+import { link, mkdir, open, opendir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { blockIdByteLength, newEtag, resolveBlockList } from './blocks.js';
 import {
@@ -107,10 +118,14 @@ interface CommittedBlock {
 }
 
 interface OpenSpan {
-  fh: FileHandle;
+  /** A numeric descriptor: `fs.read` and `fs.createReadStream` on one cost half the CPU of a FileHandle's. */
+  fd: number;
   position: number;
   end: number;
 }
+
+const openForRead = promisify(openFd);
+const closeQuietly = (fd: number) => closeFd(fd, () => undefined);
 
 const toEntry = (r: EntryRow): CacheEntry => ({
   repositoryId: r.repository_id,
@@ -175,7 +190,7 @@ class SpansStream extends Readable {
   #index = 0;
   constructor(
     private readonly spans: OpenSpan[],
-    private readonly handles: readonly FileHandle[],
+    private readonly fds: readonly number[],
   ) {
     super({ highWaterMark: READ_CHUNK });
   }
@@ -188,23 +203,20 @@ class SpansStream extends Readable {
     }
     const current = span;
     const length = Math.min(READ_CHUNK, current.end - current.position);
-    current.fh.read(Buffer.allocUnsafe(length), 0, length, current.position).then(
-      ({ bytesRead, buffer }) => {
-        if (bytesRead === 0) {
-          this.destroy(new Error(`committed content ends before byte ${current.end} of a part`));
-          return;
-        }
+    readFd(current.fd, Buffer.allocUnsafe(length), 0, length, current.position, (err, bytesRead, buffer) => {
+      if (err) {
+        this.destroy(err);
+      } else if (bytesRead === 0) {
+        this.destroy(new Error(`committed content ends before byte ${current.end} of a part`));
+      } else {
         current.position += bytesRead;
         this.push(buffer.subarray(0, bytesRead));
-      },
-      (err: unknown) => this.destroy(err as Error),
-    );
+      }
+    });
   }
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    Promise.all(this.handles.map((fh) => fh.close().catch(() => undefined))).then(
-      () => callback(err),
-      () => callback(err),
-    );
+    for (const fd of this.fds) closeQuietly(fd);
+    callback(err);
   }
 }
 
@@ -536,12 +548,18 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     for (;;) {
       const row = q.blob.get(blobId);
       if (!row) return undefined;
-      const handles: FileHandle[] = [];
+      const fds: number[] = [];
+      const openFd = async (file: string) => {
+        const fd = await openForRead(file, 'r');
+        fds.push(fd);
+        return fd;
+      };
       try {
         const path = blobPath(blobId, row.generation);
         if (row.layout === 'file') {
-          const fh = await open(path, 'r');
-          const stream = fh.createReadStream({
+          const fd = await openFd(path);
+          const stream = createReadStream(path, {
+            fd,
             highWaterMark: READ_CHUNK,
             ...(range ? { start: range.start, end: range.end } : {}),
           });
@@ -549,7 +567,7 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
         }
         const start = range?.start ?? 0;
         const end = range ? range.end + 1 : row.size_bytes;
-        const byFile = new Map<string, FileHandle>();
+        const byFile = new Map<string, number>();
         const spans: OpenSpan[] = [];
         for (const b of JSON.parse(row.blocks) as CommittedBlock[]) {
           const from = Math.max(start, b.start);
@@ -557,23 +575,27 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
           if (from >= to) continue;
           const file = b.file ?? '';
           if (!PART_FILE.test(file)) throw new Error(`blob ${blobId} has a malformed part name`);
-          let fh = byFile.get(file);
-          if (!fh) {
-            fh = await open(join(path, file), 'r');
-            handles.push(fh);
-            byFile.set(file, fh);
+          let fd = byFile.get(file);
+          if (fd === undefined) {
+            fd = await openFd(join(path, file));
+            byFile.set(file, fd);
           }
           const base = (b.offset ?? 0) - b.start;
-          spans.push({ fh, position: base + from, end: base + to });
+          spans.push({ fd, position: base + from, end: base + to });
         }
         const only = spans.length === 1 ? spans[0]! : undefined;
         // The common case (a range inside one block) takes Node's own file stream.
         const stream = only
-          ? only.fh.createReadStream({ highWaterMark: READ_CHUNK, start: only.position, end: only.end - 1 })
-          : new SpansStream(spans, handles);
+          ? createReadStream(path, {
+              fd: only.fd,
+              highWaterMark: READ_CHUNK,
+              start: only.position,
+              end: only.end - 1,
+            })
+          : new SpansStream(spans, fds);
         return { row, stream };
       } catch (err) {
-        await Promise.all(handles.map((fh) => fh.close().catch(() => undefined)));
+        for (const fd of fds) closeQuietly(fd);
         if (!isErrno(err, 'ENOENT')) throw err;
         if (q.blob.get(blobId)?.generation === row.generation) {
           throw new StorageError('BlobNotFound', `the content of blob ${blobId} is missing`, { cause: err });
