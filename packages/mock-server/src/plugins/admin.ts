@@ -14,6 +14,7 @@ import type {
 import type {} from '../app.js';
 import { parseDurationMs } from '../duration.js';
 import { TwirpError } from '../errors.js';
+import { PolicySettingsError } from '../policies/settings.js';
 import type { RepositoryRegistry } from '../repositories.js';
 import type { SeedConflict } from '../seed.js';
 import type { CacheEntry, EntryState } from '../storage/types.js';
@@ -57,6 +58,7 @@ function objectBody(request: FastifyRequest): Record<string, unknown> {
 /** Maps what a seam throws (`RangeError`, `TypeError`, Fastify's parse errors) to `{code,msg}`. */
 function toAdminError(error: FastifyError | Error, request: FastifyRequest): TwirpError {
   if (error instanceof TwirpError) return error;
+  if (error instanceof PolicySettingsError) return invalid(error.message, error.field);
   if (error instanceof RangeError || error instanceof TypeError) return invalid(error.message, 'body');
   const status = (error as FastifyError).statusCode;
   if (status !== undefined && status >= 400 && status < 500)
@@ -188,6 +190,34 @@ export const adminPlugin: FastifyPluginAsync = async (app) => {
     for (const e of entries) storage.deleteEntry(e.id, now);
     await app.mock.sweep();
     return { deletedEntries: entries.length };
+  });
+
+  app.get('/usage', async () => ({
+    repositories: storage.listRepositoryUsage().map((u) => ({
+      ...u,
+      repository: repositories.byId(u.repositoryId)?.fullName ?? null,
+    })),
+  }));
+
+  const clockView = () => {
+    const { clock } = app.mock;
+    const nowMs = clock.now();
+    return { now: new Date(nowMs).toISOString(), nowMs, offsetMs: clock.offsetMs };
+  };
+  app.get('/clock', async () => clockView());
+  /** Moves simulated time forward, then sweeps so that expiry and eviction show at once. */
+  app.post('/clock/advance', async (request) => {
+    app.mock.clock.advance(advanceAmountMs(objectBody(request)));
+    await app.mock.sweep();
+    return clockView();
+  });
+
+  app.get('/policies', async () => app.mock.policies.get());
+  app.patch('/policies', async (request) => {
+    const patch = objectBody(request);
+    const next = app.mock.policies.update(patch);
+    await app.mock.sweep();
+    return next;
   });
 
   app.get('/repositories', async () => ({ repositories: repositories.list() }));

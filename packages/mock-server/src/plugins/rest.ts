@@ -14,8 +14,6 @@ export interface RestPluginOptions {
   readonly storage: CacheStorage;
   readonly clock: Clock;
   readonly repositories: RepositoryRegistry;
-  /** Active size and count of a repository's caches. Default: the sum over its committed entries. */
-  readonly usage?: (repositoryId: string) => { sizeBytes: number; count: number };
   /**
    * The only credential accepted (`Authorization: Bearer <t>` or `token <t>`). Default: any
    * non-empty credential is accepted; a request without one is 401 either way.
@@ -145,12 +143,6 @@ declare module 'fastify' {
 
 export const restPlugin: FastifyPluginAsync<RestPluginOptions> = async (app, options) => {
   const { storage, clock, repositories } = options;
-  const usage =
-    options.usage ??
-    ((repositoryId: string) => {
-      const committed = storage.listEntries({ repositoryId, state: 'committed' });
-      return { sizeBytes: committed.reduce((n, e) => n + e.sizeBytes, 0), count: committed.length };
-    });
 
   // Bodies are ignored (octokit sends none); never a framework 400/415 for one.
   app.removeAllContentTypeParsers();
@@ -265,7 +257,7 @@ export const restPlugin: FastifyPluginAsync<RestPluginOptions> = async (app, opt
   app.get('/:owner/:repo/actions/cache/usage', async (request, reply) => {
     const repo = repositoryOf(request, DOC.usage);
     request.audit.op = 'GetCacheUsage';
-    const { sizeBytes, count } = usage(repo.id);
+    const { sizeBytes, count } = storage.repositoryUsage(repo.id);
     return send(reply, 200, {
       full_name: repo.fullName,
       active_caches_size_in_bytes: sizeBytes,
