@@ -33,6 +33,38 @@ function parseDuration(value: string): number {
   }
 }
 
+const BYTE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** `10GB` (10·10⁹), `10GiB` (10·2³⁰), `500MB`, `1048576` (bytes). */
+function parseBytes(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`invalid size "${value}" (e.g. 10GB, 512MiB, 1048576)`);
+  return Math.round(Number(m[1]) * BYTE_UNITS[(m[2] ?? 'b').toLowerCase()]!);
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError(`invalid count "${value}" (an integer ≥ 1)`);
+  return n;
+}
+
+/** A policy value, or `off` (null: the rule is off). */
+const orOff =
+  <T>(parse: (value: string) => T) =>
+  (value: string): T | null =>
+    value.trim().toLowerCase() === 'off' ? null : parse(value);
+
 function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`invalid port "${value}"`);
@@ -85,6 +117,28 @@ program
     60 * 60_000,
   )
   .option(
+    '--quota <size|off>',
+    'storage quota per repository, LRU eviction over it (default: 10GB)',
+    orOff(parseBytes),
+  )
+  .option(
+    '--idle-ttl <duration|off>',
+    'remove entries not accessed for this long (default: 7d)',
+    orOff(parseDuration),
+  )
+  .option(
+    '--rate-limit <count|off>',
+    'Creates per repository per minute, then 429 (default: 200)',
+    orOff(parseCount),
+  )
+  .option('--quota-exhausted', 'hard-quota mode: Create and Finalize answer 412 "insufficient usage"', false)
+  .option(
+    '--clock-offset <duration>',
+    'start with simulated time this far ahead of real time',
+    parseDuration,
+    0,
+  )
+  .option(
     '--export-file <file>',
     'also write the export lines to this file once ready (not --env-file: Node 20 claims that flag)',
   )
@@ -109,8 +163,13 @@ program
       uploadUrlTtlMs: opts.uploadUrlTtl,
       downloadUrlTtlMs: opts.downloadUrlTtl,
       pendingTtlMs: opts.pendingTtl,
+      ...(opts.quota !== undefined ? { quotaBytes: opts.quota } : {}),
+      ...(opts.idleTtl !== undefined ? { idleTtlMs: opts.idleTtl } : {}),
+      ...(opts.rateLimit !== undefined ? { rateLimitPerMinute: opts.rateLimit } : {}),
+      quotaExhausted: opts.quotaExhausted,
       logger: { level: opts.logLevel, stream: process.stderr },
     });
+    mock.app.mock.clock.advance(opts.clockOffset);
     const token = mock.mintToken(opts.scope, { ttlMs: opts.tokenTtl });
     const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
     let closing = false;
