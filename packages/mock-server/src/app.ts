@@ -11,7 +11,9 @@ import { blobPlugin } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
 import { type AdvanceableClock, type Clock, createAdvanceableClock } from './clock.js';
 import { TwirpError } from './errors.js';
+import { createFaultEngine, type FaultRegistry, type FaultRuleInput } from './faults/index.js';
 import { adminPlugin } from './plugins/admin.js';
+import { faultsPlugin } from './plugins/faults.js';
 import { restPlugin } from './plugins/rest.js';
 import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/twirp.js';
 import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
@@ -69,6 +71,8 @@ export interface AppOptions {
   readonly restToken?: string;
   /** Largest Twirp request body. Default 1 MiB. */
   readonly twirpBodyLimitBytes?: number;
+  /** Fault rules active from the start (see `app.mock.faults` and the README's "Faults"). Default none. */
+  readonly faults?: readonly FaultRuleInput[];
   /**
    * Request log: `false` (default) for none, `true` for pino on stdout, pino options
    * (e.g. `{ level: 'info', stream: process.stderr }`), or a logger instance.
@@ -97,6 +101,8 @@ declare module 'fastify' {
       repositories: RepositoryRegistry;
       /** Preloads one committed entry (see `SeedInput`). */
       seed: Seeder;
+      /** Fault rules acting on requests: add, remove, list (with counters), clear. */
+      faults: FaultRegistry;
     };
   }
 }
@@ -169,6 +175,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // The public face only: the RPCs reach the rest of the engine through `deps`.
   const mockPolicies: MockPolicies = { get: policies.get, update: policies.update, usage: policies.usage };
   const seed = createSeeder({ storage, clock, repositories });
+  const faults = createFaultEngine(options.faults);
   app.decorate('mock', {
     storage,
     tokens,
@@ -178,6 +185,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     sweep,
     repositories,
     seed,
+    faults,
   });
   let sweeper: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
@@ -187,6 +195,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }, everyMs).unref();
   });
   await app.register(requestLogPlugin);
+  await app.register(faultsPlugin, {
+    engine: faults,
+    blobRoute: `/${encodeURIComponent(accountName)}/${containerName}/:blobId`,
+    keyOfBlob: (blobId) => storage.findEntryByBlobId(blobId)?.key,
+    now: () => clock.now(),
+  });
 
   const twirpOptions = { deps, tokens, bodyLimitBytes: options.twirpBodyLimitBytes ?? 1024 * 1024 };
   await app.register(twirpPlugin, twirpOptions);

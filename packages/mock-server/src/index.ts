@@ -18,6 +18,30 @@ export {
   systemClock,
 } from './clock.js';
 export { AzureError, TWIRP_STATUS, type TwirpCode, TwirpError } from './errors.js';
+export {
+  type DropFaultAction,
+  type ExpireUrlFaultAction,
+  FAULT_BLOB_OPS,
+  FAULT_OPS,
+  FAULT_RPCS,
+  type FaultAction,
+  type FaultActionType,
+  type FaultBlobOp,
+  type FaultDirection,
+  type FaultOp,
+  type FaultRegistry,
+  type FaultRpc,
+  type FaultRule,
+  type FaultRuleInput,
+  FaultSpecError,
+  type FaultSpecErrorCode,
+  type LatencyFaultAction,
+  type NonJsonFaultAction,
+  parseFaultSpec,
+  type StatusFaultAction,
+  type ThrottleFaultAction,
+  type TruncateFaultAction,
+} from './faults/index.js';
 export type { MockPolicies } from './policies/policies.js';
 export { DEFAULT_POLICY_SETTINGS, type PolicySettings, PolicySettingsError } from './policies/settings.js';
 export { type RequestAudit, redactUrl } from './request-log.js';

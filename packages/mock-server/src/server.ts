@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
 import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
+import type { FaultRegistry } from './faults/index.js';
 import type { Seeder } from './seed.js';
 import { createFsStorage } from './storage/fs.js';
 import { createMemoryStorage } from './storage/memory.js';
@@ -44,6 +45,8 @@ export interface MockServer {
   readonly app: FastifyInstance;
   /** Preloads a committed entry (a warm cache): `seed({ key, version, content, scope?, repository? })`. */
   seed: Seeder;
+  /** Fault rules (`app.mock.faults`): `faults.add({ op: 'GetBlob', nth: 1, action: { type: 'expire-url' } })`. */
+  readonly faults: FaultRegistry;
   /** Mints another runtime token, e.g. `mintToken([{ scope: 'refs/heads/main', permission: 1 }])`. */
   mintToken(scopes?: readonly TokenScope[], options?: Omit<MintTokenOptions, 'scopes'>): string;
   close(): Promise<void>;
@@ -129,6 +132,7 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
     storage,
     app,
     seed: app.mock.seed,
+    faults: app.mock.faults,
     mintToken,
     close: () => app.close(),
   };

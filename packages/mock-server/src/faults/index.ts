@@ -1,0 +1,35 @@
+export { type BodySource, shapeBody } from './body.js';
+export {
+  type BodyShape,
+  compileKeyPattern,
+  createFaultEngine,
+  type FaultEngine,
+  type FaultPlan,
+  mulberry32,
+  normalizeFaultRule,
+  type RespondFaultAction,
+} from './engine.js';
+export { parseFaultSpec } from './spec.js';
+export {
+  type DropFaultAction,
+  type ExpireUrlFaultAction,
+  FAULT_BLOB_OPS,
+  FAULT_OPS,
+  FAULT_RPCS,
+  type FaultAction,
+  type FaultActionType,
+  type FaultBlobOp,
+  type FaultDirection,
+  type FaultOp,
+  type FaultRegistry,
+  type FaultRpc,
+  type FaultRule,
+  type FaultRuleInput,
+  FaultSpecError,
+  type FaultSpecErrorCode,
+  type LatencyFaultAction,
+  type NonJsonFaultAction,
+  type StatusFaultAction,
+  type ThrottleFaultAction,
+  type TruncateFaultAction,
+} from './types.js';
