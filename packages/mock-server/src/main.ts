@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
 import { parseDurationMs } from './duration.js';
+import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
 import { loadSecrets, startMockServer } from './server.js';
 
 function defaultDataDir(): string {
@@ -20,6 +21,14 @@ function defaultDataDir(): string {
 const collectScope = (value: string, previous: TokenScope[] = []): TokenScope[] => {
   try {
     return [...previous, parseScopeSpec(value)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
+const collectFault = (value: string, previous: FaultRuleInput[] = []): FaultRuleInput[] => {
+  try {
+    return [...previous, parseFaultSpec(value)];
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
@@ -139,6 +148,11 @@ program
     0,
   )
   .option(
+    '--fault <spec>',
+    'fault rule, repeatable, e.g. op=CreateCacheEntry,status=429,retry-after=3,times=2 or JSON (README "Faults")',
+    collectFault,
+  )
+  .option(
     '--export-file <file>',
     'also write the export lines to this file once ready (not --env-file: Node 20 claims that flag)',
   )
@@ -167,6 +181,7 @@ program
       ...(opts.idleTtl !== undefined ? { idleTtlMs: opts.idleTtl } : {}),
       ...(opts.rateLimit !== undefined ? { rateLimitPerMinute: opts.rateLimit } : {}),
       quotaExhausted: opts.quotaExhausted,
+      ...(opts.fault ? { faults: opts.fault } : {}),
       logger: { level: opts.logLevel, stream: process.stderr },
     });
     mock.app.mock.clock.advance(opts.clockOffset);
@@ -192,6 +207,9 @@ program
     process.stderr.write(
       `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''})\n`,
     );
+    for (const rule of mock.faults.list()) {
+      process.stderr.write(`gha-cache-mock: fault rule ${rule.id}: ${JSON.stringify(rule)}\n`);
+    }
     // Last: the export lines on stdout are the signal that everything above is ready.
     process.stdout.write(`${lines.join('\n')}\n`);
   });
