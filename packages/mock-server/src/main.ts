@@ -68,11 +68,12 @@ function parseCount(value: string): number {
   return n;
 }
 
-/** A policy value, or `off` (null: the rule is off). */
+/** A policy value, or `'off'` (commander turns a parser's `null` into `''`; `offToNull` maps it after). */
 const orOff =
   <T>(parse: (value: string) => T) =>
-  (value: string): T | null =>
-    value.trim().toLowerCase() === 'off' ? null : parse(value);
+  (value: string): T | 'off' =>
+    value.trim().toLowerCase() === 'off' ? 'off' : parse(value);
+const offToNull = <T>(value: T | 'off'): T | null => (value === 'off' ? null : value);
 
 function parsePort(value: string): number {
   const n = Number(value);
@@ -177,9 +178,9 @@ program
       uploadUrlTtlMs: opts.uploadUrlTtl,
       downloadUrlTtlMs: opts.downloadUrlTtl,
       pendingTtlMs: opts.pendingTtl,
-      ...(opts.quota !== undefined ? { quotaBytes: opts.quota } : {}),
-      ...(opts.idleTtl !== undefined ? { idleTtlMs: opts.idleTtl } : {}),
-      ...(opts.rateLimit !== undefined ? { rateLimitPerMinute: opts.rateLimit } : {}),
+      ...(opts.quota !== undefined ? { quotaBytes: offToNull(opts.quota) } : {}),
+      ...(opts.idleTtl !== undefined ? { idleTtlMs: offToNull(opts.idleTtl) } : {}),
+      ...(opts.rateLimit !== undefined ? { rateLimitPerMinute: offToNull(opts.rateLimit) } : {}),
       quotaExhausted: opts.quotaExhausted,
       ...(opts.fault ? { faults: opts.fault } : {}),
       logger: { level: opts.logLevel, stream: process.stderr },
