@@ -47,10 +47,17 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Runs `fn` as repository `repositoryId` and captures what @actions/core printed (warnings, infos, debug). */
-async function asRepo<T>(repositoryId: string, fn: () => Promise<T>): Promise<{ result: T; output: string }> {
+/**
+ * Runs `fn` as repository `repositoryId` (with `scopes`) and captures what @actions/core printed
+ * (warnings, infos, debug).
+ */
+async function asRepo<T>(
+  repositoryId: string,
+  fn: () => Promise<T>,
+  scopes: TokenScope[] = MAIN,
+): Promise<{ result: T; output: string }> {
   const previous = process.env.ACTIONS_RUNTIME_TOKEN;
-  process.env.ACTIONS_RUNTIME_TOKEN = mock.mintToken(MAIN, { repositoryId });
+  process.env.ACTIONS_RUNTIME_TOKEN = mock.mintToken(scopes, { repositoryId });
   const out: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
@@ -112,6 +119,23 @@ describe('@actions/cache 6.3.0 against the policies', () => {
     mock.app.mock.policies.update({ quotaExhausted: true });
     await rm(dir, { recursive: true });
     expect((await asRepo('503', () => cache.restoreCache([dir], 'quota'))).result).toBe('quota');
+  });
+
+  it('C-20/C-21: read-only and write-only tokens get the denials @actions/cache turns into warnings', async () => {
+    const dir = await dirOf(1000);
+    expect((await asRepo('506', () => cache.saveCache([dir], 'denied'))).result).toBeGreaterThan(0);
+    const readOnly = await asRepo('506', () => cache.saveCache([dir], 'denied-2'), [
+      { scope: 'refs/heads/main', permission: 1 },
+    ]);
+    expect(readOnly.result).toBe(-1);
+    expect(readOnly.output).toMatch(
+      /::warning::Failed to save: .*cache write denied: token has no writable scopes/,
+    );
+    const writeOnly = await asRepo('506', () => cache.restoreCache([dir], 'denied'), [
+      { scope: 'refs/heads/main', permission: 2 },
+    ]);
+    expect(writeOnly.result).toBeUndefined();
+    expect(writeOnly.output).toMatch(/::warning::.*cache read denied: token has no readable scopes/);
   });
 
   it('C-49: after advancing the clock 8 days, a restore of an idle entry misses', async () => {
