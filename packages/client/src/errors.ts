@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'ERR_INTEGRITY'
   | 'ERR_ARCHIVE'
   | 'ERR_ABORTED'
+  | 'ERR_REST'
+  | 'ERR_NOT_FOUND'
   | 'ERR_INTERNAL';
 
 /** The Twirp error codes of the Twirp v7 spec (`dataloss` also accepted as `data_loss`). */
@@ -254,6 +256,44 @@ export class ArchiveError extends GhaCacheError {
     this.command = init.command;
     this.exitCode = init.exitCode;
     this.stderr = init.stderr;
+  }
+}
+
+export interface RestApiErrorInit {
+  /** What was asked, e.g. `ListCaches`. */
+  operation: string;
+  httpStatus: number;
+  /** GitHub's `message` ('' when the body is not GitHub's error JSON). */
+  serviceMessage: string;
+  /** GitHub's `documentation_url` ('' when absent). */
+  documentationUrl: string;
+  /** `Retry-After` of a 429/403 in ms, when sent. */
+  retryAfterMs?: number | undefined;
+}
+
+/** The GitHub REST API answered with an error status (after the retry policy). */
+export class RestApiError extends GhaCacheError {
+  override name = 'RestApiError';
+  readonly operation: string;
+  readonly httpStatus: number;
+  readonly serviceMessage: string;
+  readonly documentationUrl: string;
+  readonly retryAfterMs: number | undefined;
+  constructor(init: RestApiErrorInit, code: ErrorCode = 'ERR_REST') {
+    super(code, `${init.operation}: HTTP ${init.httpStatus}: ${init.serviceMessage || '(no message)'}`);
+    this.operation = init.operation;
+    this.httpStatus = init.httpStatus;
+    this.serviceMessage = init.serviceMessage;
+    this.documentationUrl = init.documentationUrl;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** HTTP 404 from the REST API: no such repository (or no access to it), or no cache matched. */
+export class NotFoundError extends RestApiError {
+  override name = 'NotFoundError';
+  constructor(init: RestApiErrorInit) {
+    super(init, 'ERR_NOT_FOUND');
   }
 }
 

@@ -67,6 +67,18 @@ export {
   validateCacheClientOptions,
 } from './options.js';
 export {
+  type ActionsCache,
+  type CachePage,
+  type CacheSortField,
+  type CacheUsage,
+  createRestCacheClient,
+  DEFAULT_API_URL,
+  type ListCachesOptions,
+  nextPageOf,
+  type RestCacheClient,
+  type RestCacheClientOptions,
+} from './rest/cache-api.js';
+export {
   type CacheService,
   type CreateEntryResult,
   createCacheService,

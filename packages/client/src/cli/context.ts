@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import { type CacheClient, createCacheClient } from '../cache-client.js';
 import { GhaCacheError, ValidationError } from '../errors.js';
 import { type CacheClientOptions, fromEnv } from '../options.js';
+import { createRestCacheClient, DEFAULT_API_URL, type RestCacheClient } from '../rest/cache-api.js';
 import type { TwirpEncoding } from '../twirp/transport.js';
 import { createProgressReporter, type ProgressReporter } from './progress.js';
 import { createTraceWriter, type TraceWriter } from './trace.js';
@@ -16,6 +17,10 @@ export interface CliIo {
 export interface GlobalOptions {
   url?: string;
   token?: string;
+  /** `list`/`delete`: `owner/repo`. */
+  repo?: string;
+  /** `list`/`delete`: REST API base URL. */
+  apiUrl?: string;
   json?: boolean;
   trace?: string;
   encoding?: TwirpEncoding;
@@ -36,6 +41,7 @@ export class CommandContext {
   readonly signal: AbortSignal;
   readonly command: string;
   #client: CacheClient | undefined;
+  #rest: RestCacheClient | undefined;
   #trace: TraceWriter | undefined;
   #progress: ProgressReporter | undefined;
   /** Set when a command writes data to stdout (`get -`), so results go to stderr. */
@@ -92,6 +98,33 @@ export class CommandContext {
     return this.#client;
   }
 
+  /**
+   * The REST cache-management client: `--repo` > `GITHUB_REPOSITORY`, `--api-url` > `GITHUB_API_URL` >
+   * api.github.com, `--token` > `GITHUB_TOKEN` > `ACTIONS_RUNTIME_TOKEN`.
+   */
+  restClient(): RestCacheClient {
+    if (this.#rest) return this.#rest;
+    const repository = this.opts.repo ?? this.#env.GITHUB_REPOSITORY;
+    const token = this.opts.token ?? (this.#env.GITHUB_TOKEN || this.#env.ACTIONS_RUNTIME_TOKEN);
+    if (!repository)
+      throw new ValidationError('No repository: pass --repo owner/name or set GITHUB_REPOSITORY');
+    if (!token) throw new ValidationError('No token: pass --token or set GITHUB_TOKEN');
+    if (this.opts.trace) this.#trace = createTraceWriter(this.opts.trace);
+    this.#rest = createRestCacheClient({
+      repository,
+      token,
+      apiUrl: this.opts.apiUrl ?? (this.#env.GITHUB_API_URL || DEFAULT_API_URL),
+      signal: this.signal,
+      ...(this.opts.timeout ? { timeoutMs: this.opts.timeout } : {}),
+      retry: {
+        ...(this.opts.attempts ? { maxAttempts: this.opts.attempts } : {}),
+        ...(this.opts.maxRetryWait !== undefined ? { maxRetryAfterMs: this.opts.maxRetryWait * 1000 } : {}),
+      },
+      ...(this.#trace ? { onExchange: this.#trace.write } : {}),
+    });
+    return this.#rest;
+  }
+
   /** A human line on stderr (suppressed by --quiet). */
   info(message: string): void {
     if (!this.opts.quiet) this.io.stderr.write(`${message}\n`);
@@ -121,6 +154,7 @@ export class CommandContext {
   async close(): Promise<void> {
     this.#progress?.done();
     await this.#client?.close().catch(() => undefined);
+    await this.#rest?.close().catch(() => undefined);
     await this.#trace?.close().catch(() => undefined);
   }
 }
@@ -141,6 +175,7 @@ export function describeError(err: unknown): Record<string, unknown> {
     'retryAfterMs',
     'errno',
     'serviceMessage',
+    'documentationUrl',
   ]) {
     const v = (err as unknown as Record<string, unknown>)[k];
     if (v !== undefined) out[k] = v;

@@ -1,9 +1,11 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CLIENT_VERSION } from '../options.js';
 import { type CliIo, CommandContext, type GlobalOptions } from './context.js';
+import { deleteCommand } from './delete.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseSize } from './format.js';
 import { getCommand } from './get.js';
+import { listCommand } from './list.js';
 import { lookupCommand } from './lookup.js';
 import { putCommand } from './put.js';
 import { restoreCommand } from './restore.js';
@@ -33,15 +35,17 @@ function size(value: string): number {
 
 const EXIT_HELP = `
 Exit codes:
-  0  hit / saved / already exists / restore miss without --fail-on-miss
-  1  cache miss (get, lookup, restore --fail-on-miss)
+  0  hit / saved / already exists / restore miss without --fail-on-miss / listed / deleted
+  1  cache miss (get, lookup, restore --fail-on-miss); delete found nothing
   2  usage error (bad arguments, invalid key or paths, no URL or token)
   3  service error (Twirp, blob store, network, tar; read/write denied)
   4  rate limited (429 beyond --max-retry-wait or after all attempts)
   130 interrupted
 
 Environment: ACTIONS_RESULTS_URL, ACTIONS_RUNTIME_TOKEN (overridden by --url/--token),
-ACTIONS_CACHE_MODE (none|read|write|write-only), GITHUB_WORKSPACE (archive root), RUNNER_TEMP.`;
+ACTIONS_CACHE_MODE (none|read|write|write-only), GITHUB_WORKSPACE (archive root), RUNNER_TEMP.
+list/delete (GitHub REST API): GITHUB_REPOSITORY, GITHUB_API_URL, GITHUB_TOKEN (else ACTIONS_RUNTIME_TOKEN),
+overridden by --repo/--api-url/--token.`;
 
 /** Runs the CLI; returns the exit code. `env` and `argv` are passed in by `main.ts`. */
 export async function runCli(
@@ -83,6 +87,23 @@ export async function runCli(
       )
       .option('-q, --quiet', 'no progress or messages on stderr')
       .option('--no-progress', 'no progress output');
+
+  /** Options of the REST commands (`list`, `delete`). */
+  const withRestGlobals = (cmd: Command) =>
+    cmd
+      .option('--repo <owner/name>', 'repository (default: $GITHUB_REPOSITORY)')
+      .option('--api-url <url>', 'GitHub REST API URL (default: $GITHUB_API_URL or https://api.github.com)')
+      .option('--token <token>', 'API token (default: $GITHUB_TOKEN, else $ACTIONS_RUNTIME_TOKEN)')
+      .option('--json', 'print the result as one JSON object')
+      .option('--trace <file>', 'write one NDJSON line per HTTP exchange to <file>')
+      .option('--timeout <ms>', 'idle timeout per attempt (default 60000)', positiveInt)
+      .option('--attempts <n>', 'attempts per HTTP request (default 5)', positiveInt)
+      .option(
+        '--max-retry-wait <seconds>',
+        'longest Retry-After of a 429 to wait out (default 60)',
+        nonNegative,
+      )
+      .option('-q, --quiet', 'no messages on stderr');
 
   const run =
     <A extends unknown[]>(name: string, fn: (ctx: CommandContext, ...args: A) => Promise<number>) =>
@@ -160,6 +181,34 @@ export async function runCli(
       .option('--enable-cross-os-archive', 'as for save/restore'),
   ).action(
     run('lookup', (ctx, key: string, o: Parameters<typeof lookupCommand>[2]) => lookupCommand(ctx, key, o)),
+  );
+
+  withRestGlobals(
+    program
+      .command('list')
+      .description("list the repository's caches (GitHub REST API)")
+      .option('-k, --key <prefix>', 'only caches whose key starts with this')
+      .option('--ref <ref>', 'only caches of this ref, e.g. refs/heads/main or refs/pull/7/merge')
+      .addOption(
+        new Option('--sort <field>', 'sort by')
+          .choices(['last_accessed_at', 'created_at', 'size_in_bytes'])
+          .default('last_accessed_at'),
+      )
+      .addOption(new Option('--direction <dir>', 'sort direction').choices(['desc', 'asc']).default('desc'))
+      .option('-L, --limit <n>', 'at most n caches (default: all)', positiveInt),
+  ).action(run('list', (ctx, o: Parameters<typeof listCommand>[1]) => listCommand(ctx, o)));
+
+  withRestGlobals(
+    program
+      .command('delete')
+      .description('delete one cache by id, or every cache with a key (GitHub REST API)')
+      .argument('[id]', 'cache id, as `list` shows it')
+      .option('-k, --key <key>', 'delete every cache with exactly this key')
+      .option('--ref <ref>', 'with --key: only the cache of this ref'),
+  ).action(
+    run('delete', (ctx, id: string | undefined, o: Parameters<typeof deleteCommand>[2]) =>
+      deleteCommand(ctx, id, o),
+    ),
   );
 
   // commander's own --version would shadow the put/get --version option; keep it on the root only.
