@@ -130,7 +130,7 @@ describe('entries', () => {
     await seed({ key: 'a' });
     await seed({ key: 'b', repositoryId: '2' });
     const res = await app.inject({ method: 'POST', url: '/_admin/reset' });
-    expect(json(res)).toEqual({ deletedEntries: 2 });
+    expect(json(res)).toEqual({ deletedEntries: 2, removedFaults: 0 });
     expect(app.mock.storage.listEntries()).toEqual([]);
     expect(json(await lookup('a'))).toMatchObject({ ok: false });
   });
@@ -220,6 +220,62 @@ describe('clock and policies', () => {
     await seed({ key: 'b' }, 'x'.repeat(10));
     await app.inject({ method: 'PATCH', url: '/_admin/policies', payload: { quotaBytes: 15 } });
     expect(app.mock.storage.listEntries().map((e) => e.key)).toEqual(['b']);
+  });
+});
+
+describe('fault rules', () => {
+  it('adds, lists (with counters), removes and clears rules that act on the next requests', async () => {
+    await seed({ key: 'k' });
+    const added = await app.inject({
+      method: 'POST',
+      url: '/_admin/faults',
+      payload: {
+        id: 'busy',
+        op: 'GetCacheEntryDownloadURL',
+        key: 'k*',
+        action: { type: 'status', status: 503 },
+      },
+    });
+    expect(added.statusCode).toBe(201);
+    expect(json(added)).toMatchObject({ id: 'busy', fired: 0, action: { type: 'status', status: 503 } });
+    expect((await lookup('k')).statusCode).toBe(503);
+    const listed = json(await app.inject({ url: '/_admin/faults' })).rules as { id: string; fired: number }[];
+    expect(listed).toMatchObject([{ id: 'busy', fired: 1 }]);
+
+    const dup = await app.inject({
+      method: 'POST',
+      url: '/_admin/faults',
+      payload: { id: 'busy', action: { type: 'latency', ms: 1 } },
+    });
+    expect(dup.statusCode).toBe(409);
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/_admin/faults',
+      payload: { action: { type: 'boom' } },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(json(bad)).toMatchObject({ code: 'invalid_argument' });
+
+    expect((await app.inject({ method: 'DELETE', url: '/_admin/faults/busy' })).statusCode).toBe(204);
+    expect((await app.inject({ method: 'DELETE', url: '/_admin/faults/busy' })).statusCode).toBe(404);
+    expect((await lookup('k')).statusCode).toBe(200);
+
+    await app.inject({
+      method: 'POST',
+      url: '/_admin/faults',
+      payload: { action: { type: 'status', status: 500 } },
+    });
+    expect((await app.inject({ method: 'DELETE', url: '/_admin/faults' })).statusCode).toBe(204);
+    expect(app.mock.faults.list()).toEqual([]);
+  });
+
+  it('reset also removes the fault rules', async () => {
+    app.mock.faults.add({ action: { type: 'status', status: 500 } });
+    expect(json(await app.inject({ method: 'POST', url: '/_admin/reset' }))).toEqual({
+      deletedEntries: 0,
+      removedFaults: 1,
+    });
+    expect(app.mock.faults.list()).toEqual([]);
   });
 });
 

@@ -14,6 +14,7 @@ import type {
 import type {} from '../app.js';
 import { parseDurationMs } from '../duration.js';
 import { TwirpError } from '../errors.js';
+import { type FaultRuleInput, FaultSpecError } from '../faults/types.js';
 import { PolicySettingsError } from '../policies/settings.js';
 import type { RepositoryRegistry } from '../repositories.js';
 import type { SeedConflict } from '../seed.js';
@@ -59,6 +60,11 @@ function objectBody(request: FastifyRequest): Record<string, unknown> {
 function toAdminError(error: FastifyError | Error, request: FastifyRequest): TwirpError {
   if (error instanceof TwirpError) return error;
   if (error instanceof PolicySettingsError) return invalid(error.message, error.field);
+  if (error instanceof FaultSpecError) {
+    return error.code === 'ERR_FAULT_DUPLICATE_ID'
+      ? new TwirpError('already_exists', error.message)
+      : invalid(error.message, 'rule');
+  }
   if (error instanceof RangeError || error instanceof TypeError) return invalid(error.message, 'body');
   const status = (error as FastifyError).statusCode;
   if (status !== undefined && status >= 400 && status < 500)
@@ -184,12 +190,29 @@ export const adminPlugin: FastifyPluginAsync = async (app) => {
 
   await app.register(seedRoute);
 
+  /** Drops every entry (all repositories, pending too) and every fault rule; policies and the clock stay. */
   app.post('/reset', async () => {
     const now = app.mock.clock.now();
     const entries = storage.listEntries();
     for (const e of entries) storage.deleteEntry(e.id, now);
+    const removedFaults = app.mock.faults.list().length;
+    app.mock.faults.clear();
     await app.mock.sweep();
-    return { deletedEntries: entries.length };
+    return { deletedEntries: entries.length, removedFaults };
+  });
+
+  app.get('/faults', async () => ({ rules: app.mock.faults.list() }));
+  app.post('/faults', async (request, reply) =>
+    reply.code(201).send(app.mock.faults.add(objectBody(request) as unknown as FaultRuleInput)),
+  );
+  app.delete('/faults', async (_request, reply) => {
+    app.mock.faults.clear();
+    return reply.code(204).send();
+  });
+  app.delete('/faults/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    if (!app.mock.faults.remove(id)) throw new TwirpError('not_found', `no fault rule with id "${id}"`);
+    return reply.code(204).send();
   });
 
   app.get('/usage', async () => ({
