@@ -18,23 +18,22 @@ async function* shaped(source: BodySource, shape: BodyShape, onCut: () => void):
   const start = performance.now();
   let sent = 0;
   try {
-    if (limit > 0) {
-      for await (const chunk of source) {
-        let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        if (sent + buf.length > limit) buf = buf.subarray(0, limit - sent);
-        for (let offset = 0; offset < buf.length; offset += piece) {
-          const slice = buf.subarray(offset, offset + piece);
-          if (rate !== undefined) {
-            const wait = start + ((sent + slice.length) * 1000) / rate - performance.now();
-            if (wait > 0) await sleep(wait);
-          }
-          sent += slice.length;
-          yield slice;
+    if (limit === 0) return onCut();
+    for await (const chunk of source) {
+      let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      if (sent + buf.length > limit) buf = buf.subarray(0, limit - sent);
+      for (let offset = 0; offset < buf.length; offset += piece) {
+        const slice = buf.subarray(offset, offset + piece);
+        if (rate !== undefined) {
+          const wait = start + ((sent + slice.length) * 1000) / rate - performance.now();
+          if (wait > 0) await sleep(wait);
         }
-        if (sent >= limit) break;
+        sent += slice.length;
+        yield slice;
       }
+      // Before leaving the loop, which ends the source.
+      if (sent >= limit) return onCut();
     }
-    if (sent >= limit) onCut();
   } finally {
     // Stop reading what will never be sent (a blob file, an upload).
     if (sent >= limit) source.destroy?.();

@@ -32,7 +32,7 @@ export interface FaultPlan {
   readonly fired: readonly FaultRule[];
   /** Total wait before handling. */
   readonly latencyMs: number;
-  /** Answer with this instead of handling the request (the rule that set it was the last one checked). */
+  /** Answer with this instead of handling the request (the first answering rule; later rules only count the match). */
   readonly respond?: { readonly ruleId: string; readonly action: RespondFaultAction };
   /** Shape of the upload body. */
   readonly request?: BodyShape;
@@ -342,6 +342,7 @@ export function createFaultEngine(initial: readonly FaultRuleInput[] = []): Faul
         if (!e.ops.has(op)) continue;
         if (e.pattern && (key === undefined || !e.pattern.test(key))) continue;
         e.matched += 1;
+        if (respond) continue; // answered already: counted as a match, but nothing more acts
         const { after, nth, times, probability } = e.rule;
         if (e.matched <= after || (nth !== undefined && e.matched !== nth)) continue;
         if (times !== undefined && e.fired >= times) continue;
@@ -364,7 +365,6 @@ export function createFaultEngine(initial: readonly FaultRuleInput[] = []): Faul
           }
         } else {
           respond = { ruleId: e.rule.id, action };
-          break; // the answer is decided: later rules do not see this request
         }
       }
       if (fired.length === 0) return undefined;

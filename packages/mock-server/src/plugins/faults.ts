@@ -108,9 +108,11 @@ export const faultsPlugin = fp<FaultsPluginOptions>(
     app.addHook('preParsing', (request, _reply, payload, done) => {
       const shape = request.faultPlan?.request;
       if (!shape) return done(null, payload);
+      // Taken now: once the body stream is cut short the request lets go of its socket.
+      const { socket } = request.raw;
       done(
         null,
-        shapeBody(payload, shape, () => request.raw.socket?.resetAndDestroy()),
+        shapeBody(payload, shape, () => socket.resetAndDestroy()),
       );
     });
 
