@@ -3,9 +3,13 @@
  * list (filter, sort, paginate), delete by key and by id, usage, GitHub's error bodies, and that a
  * deleted entry is gone for the Twirp API too.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type MockServer, startMockServer } from '@gha-cache/mock-server';
 import { Octokit } from '@octokit/rest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { spawnMock } from '../support/cli.js';
 import { twirp } from '../support/twirp.js';
 
 const OWNER = 'octo-org';
@@ -268,6 +272,65 @@ describe('errors', () => {
       expect(err.response.data.message).toBe('Bad credentials');
     } finally {
       await strict.close();
+    }
+  });
+});
+
+describe('gha-cache-mock serve --repository --seed --rest-token', () => {
+  it('names the repositories, preloads entries from a manifest, and exports GITHUB_API_URL/GITHUB_REPOSITORY', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gha-seed-'));
+    try {
+      await writeFile(join(dir, 'a.bin'), Buffer.alloc(1234, 1));
+      await writeFile(join(dir, 'b.bin'), 'lib bytes');
+      await writeFile(
+        join(dir, 'manifest.json'),
+        JSON.stringify({
+          entries: [
+            { key: 'npm-linux-abc', version: V, file: 'a.bin' },
+            { key: 'lib-1', version: V, file: 'b.bin', scope: 'refs/heads/dev', repository: 'acme/lib' },
+          ],
+        }),
+      );
+      const proc = await spawnMock([
+        '--storage',
+        'memory',
+        '--repository',
+        'acme/app',
+        '--repository',
+        'acme/lib=42',
+        '--rest-token',
+        'sekrit',
+        '--seed',
+        dir,
+      ]);
+      try {
+        expect(proc.env.GITHUB_REPOSITORY).toBe('acme/app');
+        expect(proc.env.GITHUB_API_URL).toBe(proc.url);
+        expect(proc.stderr()).toMatch(/seeded 2 entries \(0 already present\)/);
+        const client = new Octokit({ baseUrl: proc.env.GITHUB_API_URL, auth: 'sekrit', log: silentLog });
+        const app = await client.rest.actions.getActionsCacheList({ owner: 'acme', repo: 'app' });
+        expect(app.data.actions_caches.map((c) => [c.key, c.size_in_bytes])).toEqual([
+          ['npm-linux-abc', 1234],
+        ]);
+        const lib = await client.rest.actions.getActionsCacheList({ owner: 'acme', repo: 'lib' });
+        expect(lib.data.actions_caches).toMatchObject([
+          { key: 'lib-1', ref: 'refs/heads/dev', size_in_bytes: 9 },
+        ]);
+        // The seeded entry is a hit for a real lookup with the printed token.
+        const hit = await twirp(proc.url, proc.env.ACTIONS_RUNTIME_TOKEN!, 'GetCacheEntryDownloadURL', {
+          key: 'npm-linux-',
+          version: V,
+        });
+        expect(hit.json).toMatchObject({ ok: true, matched_key: 'npm-linux-abc' });
+        const denied = await new Octokit({ baseUrl: proc.url, auth: 'other', log: silentLog }).rest.actions
+          .getActionsCacheUsage({ owner: 'acme', repo: 'app' })
+          .catch((e: { status: number }) => e);
+        expect((denied as { status: number }).status).toBe(401);
+      } finally {
+        await proc.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -11,6 +11,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
+import { parseRepositorySpec, type Repository } from './repositories.js';
+import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
 
 function defaultDataDir(): string {
@@ -25,6 +27,16 @@ const collectScope = (value: string, previous: TokenScope[] = []): TokenScope[] 
     throw new InvalidArgumentError((err as Error).message);
   }
 };
+
+const collectRepository = (value: string, previous: Repository[] = []): Repository[] => {
+  try {
+    return [...previous, parseRepositorySpec(value, '1')];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
+const collectPath = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 const collectFault = (value: string, previous: FaultRuleInput[] = []): FaultRuleInput[] => {
   try {
@@ -154,6 +166,17 @@ program
     collectFault,
   )
   .option(
+    '--repository <owner/name[=id]>',
+    'repository of the REST API, repeatable; without =id it names the default repository (id 1)',
+    collectRepository,
+  )
+  .option('--rest-token <token>', 'the only token the REST API accepts (default: any bearer token)')
+  .option(
+    '--seed <manifest|dir>',
+    'preload entries from a seed manifest (or a directory with manifest.json), repeatable',
+    collectPath,
+  )
+  .option(
     '--export-file <file>',
     'also write the export lines to this file once ready (not --env-file: Node 20 claims that flag)',
   )
@@ -163,6 +186,7 @@ program
       .default('info'),
   )
   .action(async (opts) => {
+    const seeds = (await Promise.all(((opts.seed ?? []) as string[]).map((p) => loadSeedManifest(p)))).flat();
     const { dataDir, tokenSecret, accountKey } = await secretsFor(opts);
     const mock = await startMockServer({
       host: opts.host,
@@ -183,8 +207,26 @@ program
       ...(opts.rateLimit !== undefined ? { rateLimitPerMinute: offToNull(opts.rateLimit) } : {}),
       quotaExhausted: opts.quotaExhausted,
       ...(opts.fault ? { faults: opts.fault } : {}),
+      ...(opts.repository
+        ? {
+            repositories: Object.fromEntries(
+              (opts.repository as Repository[]).map((r) => [r.fullName, r.id]),
+            ),
+          }
+        : {}),
+      ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
       logger: { level: opts.logLevel, stream: process.stderr },
     });
+    let seeded = 0;
+    for (const input of seeds) {
+      // A persistent data dir keeps earlier seeds: present entries are left as they are.
+      if ((await mock.seed({ ...input, onConflict: 'skip' })).created) seeded++;
+    }
+    if (seeds.length > 0) {
+      process.stderr.write(
+        `gha-cache-mock: seeded ${seeded} entries (${seeds.length - seeded} already present)\n`,
+      );
+    }
     mock.app.mock.clock.advance(opts.clockOffset);
     const token = mock.mintToken(opts.scope, { ttlMs: opts.tokenTtl });
     const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
