@@ -403,7 +403,7 @@ describe('fs storage after SIGKILL', () => {
     buildDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-build-'));
     const here = dirname(fileURLToPath(import.meta.url));
     const sqlite = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
-    for (const name of ['fs', 'blocks', 'types']) {
+    for (const name of ['fs', 'blocks', 'span-stream', 'types']) {
       const { outputText } = ts.transpileModule(readFileSync(join(here, `${name}.ts`), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 },
       });

@@ -1,22 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import {
   close as closeFd,
-  createReadStream,
   createWriteStream,
   mkdirSync,
   open as openFd,
   readdirSync,
-  read as readFd,
   renameSync,
   rmSync,
 } from 'node:fs';
 import { link, mkdir, open, opendir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { blockIdByteLength, newEtag, resolveBlockList } from './blocks.js';
+import { BufferPool, type OpenSpan, SpansStream } from './span-stream.js';
 import {
   type BlobProperties,
   type BlockListItem,
@@ -117,13 +116,6 @@ interface CommittedBlock {
   offset?: number;
 }
 
-interface OpenSpan {
-  /** A numeric descriptor: `fs.read` and `fs.createReadStream` on one cost half the CPU of a FileHandle's. */
-  fd: number;
-  position: number;
-  end: number;
-}
-
 const openForRead = promisify(openFd);
 const closeQuietly = (fd: number) => closeFd(fd, () => undefined);
 
@@ -182,44 +174,6 @@ function exactLength(length: number): Transform {
   });
 }
 
-/**
- * Streams byte spans of already opened part files in order, CHUNK bytes at a time, and closes
- * every handle when it ends or is destroyed.
- */
-class SpansStream extends Readable {
-  #index = 0;
-  constructor(
-    private readonly spans: OpenSpan[],
-    private readonly fds: readonly number[],
-  ) {
-    super({ highWaterMark: READ_CHUNK });
-  }
-  override _read(): void {
-    let span = this.spans[this.#index];
-    while (span && span.position >= span.end) span = this.spans[++this.#index];
-    if (!span) {
-      this.push(null);
-      return;
-    }
-    const current = span;
-    const length = Math.min(READ_CHUNK, current.end - current.position);
-    readFd(current.fd, Buffer.allocUnsafe(length), 0, length, current.position, (err, bytesRead, buffer) => {
-      if (err) {
-        this.destroy(err);
-      } else if (bytesRead === 0) {
-        this.destroy(new Error(`committed content ends before byte ${current.end} of a part`));
-      } else {
-        current.position += bytesRead;
-        this.push(buffer.subarray(0, bytesRead));
-      }
-    });
-  }
-  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    for (const fd of this.fds) closeQuietly(fd);
-    callback(err);
-  }
-}
-
 const isErrno = (err: unknown, code: string): boolean =>
   err instanceof Error && (err as NodeJS.ErrnoException).code === code;
 
@@ -270,6 +224,8 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
     throw err;
   }
 
+  /** Download read buffers, reused across requests (16 idle at most: 16 MiB). */
+  const readBuffers = new BufferPool(READ_CHUNK, 16);
   const q = {
     // No RETURNING clauses on writes: SQLite runs the WAL auto-checkpoint only when a statement
     // steps to its end, and a RETURNING statement read through `get()` never does (the WAL would
@@ -556,43 +512,29 @@ export function createFsStorage(options: FsStorageOptions): CacheStorage {
       };
       try {
         const path = blobPath(blobId, row.generation);
-        if (row.layout === 'file') {
-          const fd = await openFd(path);
-          const stream = createReadStream(path, {
-            fd,
-            highWaterMark: READ_CHUNK,
-            ...(range ? { start: range.start, end: range.end } : {}),
-          });
-          return { row, stream };
-        }
         const start = range?.start ?? 0;
         const end = range ? range.end + 1 : row.size_bytes;
-        const byFile = new Map<string, number>();
         const spans: OpenSpan[] = [];
-        for (const b of JSON.parse(row.blocks) as CommittedBlock[]) {
-          const from = Math.max(start, b.start);
-          const to = Math.min(end, b.end);
-          if (from >= to) continue;
-          const file = b.file ?? '';
-          if (!PART_FILE.test(file)) throw new Error(`blob ${blobId} has a malformed part name`);
-          let fd = byFile.get(file);
-          if (fd === undefined) {
-            fd = await openFd(join(path, file));
-            byFile.set(file, fd);
+        if (row.layout === 'file') {
+          spans.push({ fd: await openFd(path), position: start, end });
+        } else {
+          const byFile = new Map<string, number>();
+          for (const b of JSON.parse(row.blocks) as CommittedBlock[]) {
+            const from = Math.max(start, b.start);
+            const to = Math.min(end, b.end);
+            if (from >= to) continue;
+            const file = b.file ?? '';
+            if (!PART_FILE.test(file)) throw new Error(`blob ${blobId} has a malformed part name`);
+            let fd = byFile.get(file);
+            if (fd === undefined) {
+              fd = await openFd(join(path, file));
+              byFile.set(file, fd);
+            }
+            const base = (b.offset ?? 0) - b.start;
+            spans.push({ fd, position: base + from, end: base + to });
           }
-          const base = (b.offset ?? 0) - b.start;
-          spans.push({ fd, position: base + from, end: base + to });
         }
-        const only = spans.length === 1 ? spans[0]! : undefined;
-        // The common case (a range inside one block) takes Node's own file stream.
-        const stream = only
-          ? createReadStream(path, {
-              fd: only.fd,
-              highWaterMark: READ_CHUNK,
-              start: only.position,
-              end: only.end - 1,
-            })
-          : new SpansStream(spans, fds);
+        const stream = new SpansStream(spans, fds, readBuffers);
         return { row, stream };
       } catch (err) {
         for (const fd of fds) closeQuietly(fd);
