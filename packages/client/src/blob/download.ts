@@ -325,63 +325,73 @@ async function sequential(
   }
 }
 
-/** `chunks` without its first `n` bytes (after a short vectored write). */
-function dropBytes(chunks: Buffer[], n: number): Buffer[] {
-  const out: Buffer[] = [];
-  let skip = n;
-  for (const c of chunks) {
-    if (skip >= c.length) {
-      skip -= c.length;
-      continue;
-    }
-    out.push(skip > 0 ? c.subarray(skip) : c);
-    skip = 0;
-  }
-  return out;
-}
-
 function splitRanges(size: number, rangeSize: number): [number, number][] {
   const out: [number, number][] = [];
   for (let s = 0; s < size; s += rangeSize) out.push([s, Math.min(size, s + rangeSize) - 1]);
   return out;
 }
 
+/** A positional write: resolves to the bytes written. */
+type PositionalWrite = (bytes: Buffer, position: number) => Promise<number>;
+
 /**
- * Positional writes pipelined with the socket reads: chunks are gathered to WRITE_COALESCE and written with
- * `writev` (no copy) while the body keeps flowing; the response pauses when WRITE_AHEAD bytes are queued.
+ * One positional write in flight per file, in call order. Parallel buffered writes to one file contend
+ * on its inode lock (ext4 spins on it: in a profile of 8 ranges, 16% of the CLI's CPU), and one writer
+ * copies into the page cache as fast as eight.
+ */
+function serialWriter(fh: FileHandle): PositionalWrite {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (bytes, position) => {
+    const write = tail.then(() => fh.write(bytes, 0, bytes.length, position)).then((r) => r.bytesWritten);
+    tail = write.catch(() => undefined);
+    return write;
+  };
+}
+
+/** Write buffers of WRITE_COALESCE bytes, reused once written, so a GiB of download allocates a few MiB. */
+class WriteBuffers {
+  readonly #free: Buffer[] = [];
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(WRITE_COALESCE);
+  }
+  give(buffer: Buffer): void {
+    this.#free.push(buffer);
+  }
+}
+
+/**
+ * Positional writes pipelined with the socket reads: chunks are copied into a WRITE_COALESCE buffer that is
+ * written while the body keeps flowing; the response pauses when WRITE_AHEAD bytes are queued. Copying lets
+ * each socket chunk die young: holding them until written made V8 run ~20 full mark-compacts per GiB.
  */
 function fileRangeSink(
-  fh: FileHandle,
+  writev: PositionalWrite,
+  buffers: WriteBuffers,
   onWritten: (n: number) => void,
   onData: (n: number) => void,
 ): RangeSink {
-  let pending: Buffer[] = [];
-  let pendingLen = 0;
-  let pendingAt = -1;
+  let buffer: Buffer | undefined;
+  let fill = 0;
+  let at = -1;
   let queued = 0;
   let paused: Flow | undefined;
   let error: unknown;
   const inFlight = new Set<Promise<void>>();
-  const writeAt = async (chunks: Buffer[], at: number, len: number) => {
-    let left = len;
-    let pos = at;
-    let rest = chunks;
-    while (left > 0) {
-      const { bytesWritten } = await fh.writev(rest, pos);
-      left -= bytesWritten;
-      pos += bytesWritten;
-      if (left > 0) rest = dropBytes(rest, bytesWritten);
-    }
-    onWritten(len);
+  const writeAt = async (bytes: Buffer, position: number) => {
+    let done = 0;
+    while (done < bytes.length) done += await writev(bytes.subarray(done), position + done);
+    onWritten(bytes.length);
   };
   const flush = () => {
-    if (pendingLen === 0) return;
-    const len = pendingLen;
-    const p: Promise<void> = writeAt(pending, pendingAt, len)
+    if (buffer === undefined || fill === 0) return;
+    const full = buffer;
+    const len = fill;
+    const p: Promise<void> = writeAt(full.subarray(0, len), at)
       .catch((err: unknown) => {
         error ??= err;
       })
       .finally(() => {
+        buffers.give(full);
         queued -= len;
         inFlight.delete(p);
         if (paused && queued <= WRITE_AHEAD) {
@@ -392,23 +402,25 @@ function fileRangeSink(
       });
     inFlight.add(p);
     queued += len;
-    pendingAt += len;
-    pending = [];
-    pendingLen = 0;
+    at += len;
+    buffer = undefined;
+    fill = 0;
   };
   return {
     data(chunk, offset, flow) {
       if (error !== undefined) throw error;
-      if (pendingAt < 0) pendingAt = offset;
-      pending.push(chunk);
-      pendingLen += chunk.length;
+      if (at < 0) at = offset;
+      for (let from = 0; from < chunk.length; ) {
+        buffer ??= buffers.take();
+        const n = chunk.copy(buffer, fill, from);
+        fill += n;
+        from += n;
+        if (fill === buffer.length) flush();
+      }
       onData(chunk.length);
-      if (pendingLen >= WRITE_COALESCE) {
-        flush();
-        if (queued > WRITE_AHEAD && !paused) {
-          paused = flow;
-          flow.pause();
-        }
+      if (queued > WRITE_AHEAD && !paused) {
+        paused = flow;
+        flow.pause();
       }
     },
     async done() {
@@ -430,6 +442,8 @@ async function parallelToFile(
 ): Promise<void> {
   const ranges = splitRanges(size, options.rangeSizeBytes);
   const fh = await open(path, 'w');
+  const writev = serialWriter(fh);
+  const buffers = new WriteBuffers();
   let written = 0;
   try {
     await fh.truncate(size);
@@ -441,7 +455,8 @@ async function parallelToFile(
         try {
           await fetchRange(urls, start, end, size, etag, options, abort.signal, () =>
             fileRangeSink(
-              fh,
+              writev,
+              buffers,
               (n) => {
                 written += n;
               },
