@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -203,6 +203,15 @@ describe('faults plugin: blob operations', () => {
       /<AuthenticationErrorDetail>Signature not valid in the specified time frame: Start \[\w{3}, .+ GMT\] - Expiry \[\w{3}, .+ GMT\] - Current \[\w{3}, .+ GMT\]<\/AuthenticationErrorDetail>/,
     );
     expect((await h.app.inject({ method: 'GET', url: path })).body).toBe('data');
+    // The answered request is logged under its op, with the rule that answered it.
+    expect(
+      requestLines(h)
+        .slice(-2)
+        .map((l) => [l.op, l.status, l.fault]),
+    ).toEqual([
+      ['GetBlob', 403, 'f1'],
+      ['GetBlob', 200, undefined],
+    ]);
   });
 
   it('status on an upload: Put Blob answered 500 InternalError and nothing is stored', async () => {
@@ -235,11 +244,13 @@ async function raw(
   headers: Record<string, string> = {},
 ) {
   const url = new URL(path, origin);
+  // Keep-alive, as real clients: the mock must end the connection itself when it cuts a body short.
+  const agent = new Agent({ keepAlive: true });
   return new Promise<RawResult>((resolve, reject) => {
     const req = httpRequest(url, {
       method,
       headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
-      agent: false,
+      agent,
     });
     req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { phase: 'request' })));
     req.on('response', (res) => {
@@ -252,7 +263,7 @@ async function raw(
       res.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
     });
     req.end(body);
-  });
+  }).finally(() => agent.destroy());
 }
 
 async function listen(h: Harness): Promise<string> {
@@ -305,6 +316,7 @@ describe('faults plugin: bodies over real sockets', () => {
     expect(short.headers['content-length']).toBe(String(data.length));
     expect(short.body.equals(data.subarray(0, 1234))).toBe(true);
     expect(short.ending).toBe('aborted');
+    expect(short.headers.connection).toBe('close');
     const twirp = await raw(
       origin,
       'POST',

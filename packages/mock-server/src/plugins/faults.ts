@@ -88,6 +88,8 @@ export const faultsPlugin = fp<FaultsPluginOptions>(
       const plan = engine.evaluate(op, key);
       if (!plan) return;
       request.faultPlan = plan;
+      // The handler names its op in the log line; an answered request never reaches it.
+      request.audit.op ??= op === 'HeadBlob' ? 'GetBlobProperties' : op;
       request.audit.fault = plan.fired.map((r) => r.id).join(',');
       for (const rule of plan.fired) {
         const fields = { fault: rule.id, action: rule.action.type, op, fired: rule.fired };
@@ -154,13 +156,13 @@ export const faultsPlugin = fp<FaultsPluginOptions>(
         source = payload as BodySource;
       }
       const { cut } = shape;
-      if (cut) {
-        // The body stops short of Content-Length: the connection cannot serve another request.
-        reply.raw.once('finish', () => {
-          const socket = reply.raw.socket;
-          if (cut.mode === 'drop') socket?.resetAndDestroy();
-          else socket?.end();
-        });
+      if (cut?.mode === 'truncate') {
+        // Node then closes the connection cleanly once the (short) body is out: the client sees EOF early.
+        reply.raw.shouldKeepAlive = false;
+      } else if (cut) {
+        // Taken now: a finished response lets go of its socket before 'finish' listeners run.
+        const { socket } = request.raw;
+        reply.raw.once('finish', () => socket.resetAndDestroy());
       }
       done(null, shapeBody(source, shape));
     });
