@@ -6,8 +6,7 @@
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FaultProxy, type SeenRequest, startFaultProxy } from '../client/support/fault-proxy.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
 import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
 import type { InstalledPeers } from './install.mjs';
@@ -216,51 +215,42 @@ describe('BuildKit type=gha cache against the mock', () => {
     expect(cachedSteps(fourth)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
   });
 
-  describe('while the service answers 429 or 500 (faults injected by a proxy in front of the mock)', () => {
-    let proxy: FaultProxy;
-    const isCreate = (r: SeenRequest) => r.url.endsWith('.CacheService/CreateCacheEntry');
-    const twirpBody = (code: string, msg: string) => JSON.stringify({ code, msg });
-
-    beforeAll(async () => {
-      proxy = await startFaultProxy(mock.url);
-    });
-    afterAll(async () => {
-      await proxy?.close();
+  describe('while the service answers 429 or 500 (mock-side fault rules)', () => {
+    afterEach(() => {
+      mock.faults.clear();
     });
 
     it('429 with Retry-After for a while: BuildKit waits, retries and the export lands', async () => {
-      const seenBefore = proxy.requests.filter(isCreate).length;
-      proxy.respond(isCreate, 429, twirpBody('resource_exhausted', 'too many requests'), 3, {
-        'content-type': 'application/json',
-        'retry-after': '1',
+      const rule = mock.faults.add({
+        op: 'CreateCacheEntry',
+        times: 3,
+        action: { type: 'status', status: 429, retryAfterSeconds: 1 },
       });
-      const exported = await buildFresh('export-429', {
-        exportCache: gha('rate-limited', ',mode=max', mock.token, proxy.origin),
-      });
+      const exported = await buildFresh('export-429', { exportCache: gha('rate-limited', ',mode=max') });
       expect(exported.code).toBe(0);
-      // 3 answered 429 by the proxy, then every reservation reached the mock and succeeded.
-      expect(proxy.requests.filter(isCreate).length - seenBefore).toBe(
-        3 + twirp(exported.requests, 'CreateCacheEntry').length,
-      );
-      expect(twirp(exported.requests, 'CreateCacheEntry').every((r) => r.status === 200)).toBe(true);
+      // 3 reservations answered 429 by the rule, retried; every reservation then succeeded.
+      const creates = twirp(exported.requests, 'CreateCacheEntry');
+      expect(creates.filter((r) => r.status === 429)).toHaveLength(3);
+      expect(creates.filter((r) => r.status === 429).every((r) => r.fault === rule.id)).toBe(true);
+      expect(creates.filter((r) => r.status !== 429).every((r) => r.status === 200)).toBe(true);
+      expect(mock.faults.list()[0]).toMatchObject({ id: rule.id, fired: 3 });
       const imported = await buildFresh('import-429', { importCache: gha('rate-limited') });
       expect(cachedSteps(imported)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
     });
 
     it('500 on every reservation: the export fails the build, unless ignore-error=true', async () => {
-      // The last test of the file: the rule outlives it, the proxy is closed in afterAll.
-      proxy.respond(isCreate, 500, twirpBody('internal', 'injected failure'), 1_000, {
-        'content-type': 'application/json',
-      });
+      mock.faults.add({ op: 'CreateCacheEntry', action: { type: 'status', status: 500 } });
       const failing = await buildFresh('export-500', {
-        exportCache: gha('broken', ',mode=max', mock.token, proxy.origin),
+        exportCache: gha('broken', ',mode=max'),
         allowFailure: true,
       });
       expect(failing.code).not.toBe(0);
       // go-actions-cache turns the Twirp error body into its `code`: "error: failed to solve: internal".
       expect(failing.stderr).toMatch(/failed to solve: internal/);
+      // GO does not retry a 5xx (wire spec §3.5): one reservation per blob it tried, each answered 500.
+      expect(twirp(failing.requests, 'CreateCacheEntry').every((r) => r.status === 500)).toBe(true);
       const ignored = await buildFresh('export-500-ignored', {
-        exportCache: gha('broken', ',mode=max,ignore-error=true', mock.token, proxy.origin),
+        exportCache: gha('broken', ',mode=max,ignore-error=true'),
       });
       expect(ignored.code).toBe(0);
       expect(await digestTree(ignored.output)).toEqual(await digestTree(first.output));
