@@ -168,6 +168,16 @@ describe('bad input', () => {
     }
   });
 
+  it('a malformed percent-encoding → InvalidUri (Azure XML) on blob paths, bad_route on Twirp paths', async () => {
+    const blob = await blobCall(`${uploadUrl.origin}${uploadUrl.pathname.replace(/[^/]+$/, '%zz')}`);
+    expect(blob.status).toBe(400);
+    expect(blob.code).toBe('InvalidUri');
+    expect(blob.type).toBe('application/xml');
+    expect(blob.text).toContain('<Code>InvalidUri</Code>');
+    expect(blob.requestId).toBeTruthy();
+    expectTwirp(await post('%zz', '{}'), 404, 'bad_route');
+  });
+
   it('forged and alg:none tokens → 401 unauthenticated, nothing created', async () => {
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const claims = {

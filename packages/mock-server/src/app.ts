@@ -3,14 +3,15 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
 import { createTokenAuthority, type TokenAuthority } from './auth/tokens.js';
-import { blobPlugin } from './blob/index.js';
+import { blobPlugin, sendAzureError } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
 import { type AdvanceableClock, type Clock, createAdvanceableClock } from './clock.js';
-import { TwirpError } from './errors.js';
+import { azureErrors, TwirpError } from './errors.js';
 import { createFaultEngine, type FaultRegistry, type FaultRuleInput } from './faults/index.js';
 import { adminPlugin } from './plugins/admin.js';
 import { faultsPlugin } from './plugins/faults.js';
@@ -109,6 +110,8 @@ declare module 'fastify' {
 
 const MINUTE = 60_000;
 
+const isTwirpPath = (path: string) => path.includes('/twirp/') || path.startsWith(SERVICE_PATH.slice(0, -1));
+
 function normalizePrefix(prefix: string | undefined): string | undefined {
   if (prefix === undefined) return undefined;
   const trimmed = prefix.replace(/^\/+|\/+$/g, '');
@@ -167,6 +170,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     return503OnClosing: true,
     forceCloseConnections: true,
     requestIdHeader: false,
+    // A URL Fastify cannot decode (e.g. `/account/container/%zz`) still gets the protocol's own error.
+    frameworkErrors: (error, request, res) => {
+      const reply = res as FastifyReply;
+      const path = (request.raw.url ?? '').split('?')[0]!;
+      if (isTwirpPath(path)) return sendTwirpError(reply, badRoute(error.message, request));
+      if (path.startsWith(`/${accountName}/`))
+        return sendAzureError(reply, azureErrors.invalidUri(), clock.now());
+      return reply
+        .code(400)
+        .type('application/json')
+        .send(JSON.stringify({ code: 'bad_request', msg: error.message }));
+    },
   });
   const sweep = async () => {
     const removed = await policies.sweep(clock.now());
@@ -219,7 +234,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!;
-    if (path.includes('/twirp/') || path.startsWith(SERVICE_PATH.slice(0, -1))) {
+    if (isTwirpPath(path)) {
       return sendTwirpError(reply, badRoute(`no handler for path "${path}"`, request));
     }
     if (path.includes('/_apis/artifactcache')) {

@@ -1,4 +1,4 @@
-export { type BlobPluginOptions, blobPlugin } from '../plugins/blob.js';
+export { type BlobPluginOptions, blobPlugin, sendAzureError } from '../plugins/blob.js';
 export { validateBlockId } from './block-id.js';
 export { parseBlockListXml } from './block-list-xml.js';
 export { parseRange, pickRangeHeader, type RangeRequest } from './ranges.js';

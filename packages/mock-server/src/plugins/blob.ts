@@ -55,6 +55,27 @@ const SUCCESS_HEADERS = [
   'x-ms-lease-status',
 ];
 
+/**
+ * Answers an Azure error: XML body (none for HEAD), `x-ms-error-code`, `x-ms-request-id` (kept if already
+ * set), and none of the success headers. Also used for requests that never reach the blob routes.
+ */
+export function sendAzureError(reply: FastifyReply, azure: AzureError, now: number): FastifyReply {
+  let requestId = reply.getHeader('x-ms-request-id');
+  if (typeof requestId !== 'string') {
+    requestId = randomUUID();
+    reply.header('x-ms-request-id', requestId);
+  }
+  for (const name of SUCCESS_HEADERS) reply.removeHeader(name);
+  if (!reply.hasHeader('x-ms-version')) reply.header('x-ms-version', DEFAULT_X_MS_VERSION);
+  reply.header('date', new Date(now).toUTCString());
+  reply.code(azure.status).headers(azure.headers).header('x-ms-error-code', azure.code);
+  if (reply.request.method === 'HEAD') {
+    // HEAD errors carry no body: the header is their only code.
+    return reply.header('content-length', '0').send();
+  }
+  return reply.type('application/xml').send(renderAzureErrorXml(azure, requestId, now));
+}
+
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -160,18 +181,7 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     const azure = toAzureError(error);
     if (azure.status >= 500) request.log.error({ err: error }, 'blob request failed');
     else request.log.debug({ err: error }, 'blob request rejected');
-    let requestId = reply.getHeader('x-ms-request-id');
-    if (typeof requestId !== 'string') {
-      requestId = randomUUID();
-      reply.header('x-ms-request-id', requestId);
-    }
-    for (const name of SUCCESS_HEADERS) reply.removeHeader(name);
-    reply.code(azure.status).headers(azure.headers).header('x-ms-error-code', azure.code);
-    if (request.method === 'HEAD') {
-      // HEAD errors carry no body: the header is their only code.
-      return reply.header('content-length', '0').send();
-    }
-    return reply.type('application/xml').send(renderAzureErrorXml(azure, requestId, clock.now()));
+    return sendAzureError(reply, azure, clock.now());
   });
 
   const blobIdOf = (request: FastifyRequest): string => {
