@@ -3,13 +3,14 @@
  * on 5xx and non-JSON answers, resumes a download whose connection drops, reloads an expired download URL
  * (C-85). The CLI case also starts the mock through its own CLI with `serve --fault`.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CacheClient, createCacheClient, type ExchangeEvent } from '@gha-cache/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runGhaCache } from '../client/support/gha-cache-cli.js';
-import { type MockProcess, spawnMock } from '../support/cli.js';
+import { MOCK_CLI, type MockProcess, spawnMock } from '../support/cli.js';
 import { sha256File, writeRandomFile } from '../support/files.js';
 import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
 
@@ -131,6 +132,29 @@ describe('gha-cache CLI against `gha-cache-mock serve --fault …`', () => {
   });
   afterAll(async () => {
     await served?.stop();
+  });
+
+  it('a bad --fault spec is a usage error naming the problem, and nothing starts', async () => {
+    const bad = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [
+          MOCK_CLI,
+          'serve',
+          '--port',
+          '0',
+          '--storage',
+          'memory',
+          '--fault',
+          'op=GetBlob,status=500,latency=5',
+        ],
+        (err, _stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stderr }),
+      );
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /option '--fault <spec>' argument 'op=GetBlob,status=500,latency=5' is invalid\. invalid fault "op=GetBlob,status=500,latency=5": one action per rule, got status and latency/,
+    );
   });
 
   it('put retries the injected 500s, get reloads the expired URL; the mock logs every firing', async () => {

@@ -125,12 +125,13 @@ export const faultsPlugin = fp<FaultsPluginOptions>(
       const plan = request.faultPlan;
       if (plan === null) return done();
       const answer = () => {
-        const respond = plan.respond?.action;
-        if (!respond) return done();
-        if (respond.type === 'non-json') return sendRaw(reply, nonJsonAnswer(respond));
-        if (respond.type === 'expire-url') return done(expiredSasError(queryOf(request), now()));
-        if (request.twirp) return sendRaw(reply, twirpFaultAnswer(respond, plan.respond!.ruleId));
-        return done(azureFaultError(respond));
+        if (!plan.respond) return done();
+        const { action, ruleId } = plan.respond;
+        if (action.type === 'non-json') return sendRaw(reply, nonJsonAnswer(action));
+        if (action.type === 'expire-url') return done(expiredSasError(queryOf(request), now()));
+        // Errors thrown into the blob scope get its Azure XML, request id and HEAD handling.
+        if (request.twirp) return sendRaw(reply, twirpFaultAnswer(action, ruleId));
+        return done(azureFaultError(action));
       };
       // Blob latency was already spent at onRequest, before the body was read.
       if (request.twirp && plan.latencyMs > 0) setTimeout(answer, plan.latencyMs);
