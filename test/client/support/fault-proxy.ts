@@ -1,6 +1,7 @@
 /**
  * A loopback HTTP proxy in front of a real service that records requests and can cut a response's
  * connection after N body bytes (a dropped connection mid-range), or answer with a canned status.
+ * For Azurite, which has no fault seam; against the mock prefer its own fault rules (`mock.faults`).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
