@@ -307,7 +307,7 @@ describe('gha-cache-mock serve --repository --seed --rest-token', () => {
         expect(proc.env.GITHUB_REPOSITORY).toBe('acme/app');
         expect(proc.env.GITHUB_API_URL).toBe(proc.url);
         expect(proc.stderr()).toMatch(/seeded 2 entries \(0 already present\)/);
-        const client = new Octokit({ baseUrl: proc.env.GITHUB_API_URL, auth: 'sekrit', log: silentLog });
+        const client = new Octokit({ baseUrl: proc.url, auth: 'sekrit', log: silentLog });
         const app = await client.rest.actions.getActionsCacheList({ owner: 'acme', repo: 'app' });
         expect(app.data.actions_caches.map((c) => [c.key, c.size_in_bytes])).toEqual([
           ['npm-linux-abc', 1234],
