@@ -42,9 +42,26 @@ export {
   type ThrottleFaultAction,
   type TruncateFaultAction,
 } from './faults/index.js';
+export { type ActionsCacheJson, GitHubApiError, REST_API_VERSION } from './plugins/rest.js';
 export type { MockPolicies } from './policies/policies.js';
 export { DEFAULT_POLICY_SETTINGS, type PolicySettings, PolicySettingsError } from './policies/settings.js';
+export {
+  createRepositoryRegistry,
+  DEFAULT_REPOSITORY,
+  parseRepositorySpec,
+  type Repository,
+  type RepositoryRegistry,
+  type RepositoryRegistryOptions,
+} from './repositories.js';
 export { type RequestAudit, redactUrl } from './request-log.js';
+export {
+  loadSeedManifest,
+  type SeedConflict,
+  type Seeder,
+  type SeedInput,
+  type SeedManifestEntry,
+  type SeedResult,
+} from './seed.js';
 export {
   loadSecrets,
   type MockServer,
