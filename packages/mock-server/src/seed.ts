@@ -10,6 +10,7 @@ import type { Clock } from './clock.js';
 import { TwirpError } from './errors.js';
 import type { RepositoryRegistry } from './repositories.js';
 import type { CacheEntry, CacheStorage } from './storage/types.js';
+import { checkKey, checkVersion } from './twirp/cache-service.js';
 
 /** What to do when the identity (repository, scope, key, version) already exists. */
 export type SeedConflict = 'error' | 'skip' | 'replace';
@@ -48,20 +49,16 @@ export type Seeder = (input: SeedInput) => Promise<SeedResult>;
 
 const invalid = (msg: string, argument: string) => new TwirpError('invalid_argument', msg, { argument });
 
-function checkString(value: unknown, field: string, { commas = true } = {}): string {
-  if (typeof value !== 'string' || value === '') throw invalid(`${field} must be a non-empty string`, field);
-  if (value.length > 512) throw invalid(`${field} cannot be longer than 512 characters`, field);
-  if (!commas && value.includes(',')) throw invalid(`${field} cannot contain commas`, field);
-  return value;
-}
-
 /** Seeds one committed entry; errors are Twirp-shaped `{code,msg}` (`invalid_argument`, `not_found`, `already_exists`). */
 export function createSeeder(deps: SeederDeps): Seeder {
   const { storage, clock, repositories } = deps;
   return async (input) => {
-    const key = checkString(input.key, 'key', { commas: false });
-    const version = checkString(input.version, 'version');
-    const scope = checkString(input.scope ?? 'refs/heads/main', 'scope');
+    const { key, version, scope = 'refs/heads/main' } = input;
+    if (typeof key !== 'string') throw invalid('key must be a string', 'key');
+    if (typeof version !== 'string') throw invalid('version must be a string', 'version');
+    checkKey(key);
+    checkVersion(version);
+    if (typeof scope !== 'string' || scope === '') throw invalid('scope must be a non-empty ref', 'scope');
     let repositoryId = input.repositoryId ?? repositories.default.id;
     if (input.repository !== undefined) {
       const repo = repositories.byName(input.repository);

@@ -71,7 +71,8 @@ const writeScope = (id: TokenIdentity): TokenScope | undefined =>
   id.scopes.find((s) => (s.permission & 2) !== 0);
 const readScopes = (id: TokenIdentity): TokenScope[] => id.scopes.filter((s) => (s.permission & 1) !== 0);
 
-function checkKey(key: string, field = 'key'): void {
+/** The key rules of Create and Get (and of seeding); throws `invalid_argument`. */
+export function checkKey(key: string, field = 'key'): void {
   if (key === '') throw new TwirpError('invalid_argument', `${field} must not be empty`, { argument: field });
   if (key.length > MAX_KEY_LENGTH) {
     throw new TwirpError('invalid_argument', `${field} cannot be longer than ${MAX_KEY_LENGTH} characters`, {
@@ -82,7 +83,8 @@ function checkKey(key: string, field = 'key'): void {
     throw new TwirpError('invalid_argument', `${field} cannot contain commas`, { argument: field });
 }
 
-function checkVersion(version: string): void {
+/** The version rules of Create and Get (and of seeding); throws `invalid_argument`. */
+export function checkVersion(version: string): void {
   if (version === '')
     throw new TwirpError('invalid_argument', 'version must not be empty', { argument: 'version' });
   if (version.length > MAX_KEY_LENGTH) {
