@@ -19,6 +19,7 @@ import { PolicySettingsError } from '../policies/settings.js';
 import type { RepositoryRegistry } from '../repositories.js';
 import type { SeedConflict } from '../seed.js';
 import type { CacheEntry, EntryState } from '../storage/types.js';
+import { queryOf } from './query.js';
 
 const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 
@@ -42,11 +43,6 @@ export function entryView(e: CacheEntry, repositories: RepositoryRegistry): Reco
 }
 
 const invalid = (msg: string, argument: string) => new TwirpError('invalid_argument', msg, { argument });
-
-function queryOf(request: FastifyRequest): URLSearchParams {
-  const i = request.url.indexOf('?');
-  return new URLSearchParams(i < 0 ? '' : request.url.slice(i + 1));
-}
 
 /** A JSON object body (or an empty one); anything else is `invalid_argument`. */
 function objectBody(request: FastifyRequest): Record<string, unknown> {

@@ -9,6 +9,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import type { Clock } from '../clock.js';
 import type { Repository, RepositoryRegistry } from '../repositories.js';
 import type { CacheEntry, CacheStorage } from '../storage/types.js';
+import { queryOf } from './query.js';
 
 export interface RestPluginOptions {
   readonly storage: CacheStorage;
@@ -93,11 +94,6 @@ export type CacheSort = keyof typeof SORT_KEYS;
 
 const DEFAULT_PER_PAGE = 30;
 const MAX_PER_PAGE = 100;
-
-function queryOf(request: FastifyRequest): URLSearchParams {
-  const i = request.url.indexOf('?');
-  return new URLSearchParams(i < 0 ? '' : request.url.slice(i + 1));
-}
 
 /** A positive integer query value; absent or unparseable → `fallback` (GitHub ignores junk here too). */
 function intParam(query: URLSearchParams, name: string, fallback: number): number {
