@@ -72,6 +72,20 @@ describe('admin API over a socket', () => {
     expect(inspected.json.lastAccessedAt).not.toBeNull();
   });
 
+  it('a refused seed (409, 404) still answers its JSON error over the socket, body unread', async () => {
+    const body = randomBytes(300_000);
+    const post = (query: string) =>
+      fetch(new URL(`/_admin/entries?${query}`, mock.url), { method: 'POST', body });
+    expect((await post(`key=dup&version=${V}`)).status).toBe(201);
+    const conflict = await post(`key=dup&version=${V}`);
+    expect(conflict.status).toBe(409);
+    expect(await conflict.json()).toMatchObject({ code: 'already_exists' });
+    const unknown = await post(`key=dup&version=${V}&repository=no/such`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ code: 'not_found', msg: 'unknown repository "no/such"' });
+    expect((await admin('GET', 'entries?key=dup')).json.totalCount).toBe(1);
+  });
+
   it('a body cut short of its Content-Length leaves nothing behind', async () => {
     const { hostname, port } = new URL(mock.url);
     const socket = connect(Number(port), hostname);
@@ -101,7 +115,7 @@ describe('admin API over a socket', () => {
     expect((await admin('GET', 'faults')).json.rules).toMatchObject([{ id: rule.json.id, fired: 1 }]);
 
     const reset = await admin('POST', 'reset');
-    expect(reset.json).toEqual({ deletedEntries: 1, removedFaults: 1 });
+    expect(reset.json).toEqual({ deletedEntries: 2, removedFaults: 1 });
     expect((await admin('GET', 'entries')).json).toEqual({ totalCount: 0, entries: [] });
     const created = await twirp(mock.url, mock.token, 'CreateCacheEntry', { key: 'x', version: V });
     expect(created.json.ok).toBe(true);

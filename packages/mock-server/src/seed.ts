@@ -25,7 +25,10 @@ export interface SeedInput {
   readonly key: string;
   /** The client's version hash (opaque; lookups must send the same). */
   readonly version: string;
-  /** The bytes: a buffer or string, or a stream of exactly `sizeBytes` bytes. */
+  /**
+   * The bytes: a buffer or string, or a stream of exactly `sizeBytes` bytes. A refused seed (conflict,
+   * validation) leaves a stream unread: the caller owns it (an HTTP request body is drained by the server).
+   */
   readonly content: Uint8Array | string | Readable;
   /** Required when `content` is a stream. */
   readonly sizeBytes?: number;
@@ -76,7 +79,6 @@ export function createSeeder(deps: SeederDeps): Seeder {
           ? Buffer.byteLength(content)
           : content.byteLength;
     if (length === undefined || !Number.isSafeInteger(length) || length < 0) {
-      body.destroy();
       throw invalid('sizeBytes (a non-negative integer) is required with a stream', 'sizeBytes');
     }
 
@@ -86,11 +88,9 @@ export function createSeeder(deps: SeederDeps): Seeder {
     if (existing) {
       const onConflict = input.onConflict ?? 'error';
       if (onConflict === 'skip' && existing.state === 'committed') {
-        body.destroy();
         return { entry: existing, created: false };
       }
       if (onConflict === 'error') {
-        body.destroy();
         throw new TwirpError(
           'already_exists',
           `an entry with this repository, scope, key and version exists (id ${existing.id})`,
@@ -100,7 +100,6 @@ export function createSeeder(deps: SeederDeps): Seeder {
     }
     const reserved = storage.reserveEntry(identity, now);
     if (!reserved) {
-      body.destroy();
       throw new TwirpError('already_exists', 'an entry with this repository, scope, key and version exists');
     }
     try {
