@@ -119,6 +119,18 @@ async function stopChild(child) {
   clearTimeout(timer);
 }
 
+/** Waits (at most `maxMs`) until the processes together use < 5% of a CPU over 500 ms. */
+async function waitForIdle(pids, maxMs = 30_000) {
+  const total = () => pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+  const deadline = performance.now() + maxMs;
+  for (let before = total(); performance.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = total();
+    if (now - before < 0.025) return;
+    before = now;
+  }
+}
+
 /** Runs a node child to completion and parses its last stdout line as JSON. */
 function runChild(nodeArgs) {
   return new Promise((resolve, reject) => {
@@ -249,6 +261,7 @@ async function startMockTarget(name, label, main) {
     if (!r.ok) throw new Error(`CreateCacheEntry: ${JSON.stringify(r)}`);
     return r.signed_upload_url;
   };
+  const entryIds = new Map();
   mock.afterUpload = async (n) => {
     const r = await twirp(mock, 'FinalizeCacheEntryUpload', {
       key: `bench-blob-${n}`,
@@ -256,6 +269,7 @@ async function startMockTarget(name, label, main) {
       size_bytes: String(SIZE),
     });
     if (!r.ok) throw new Error(`FinalizeCacheEntryUpload: ${JSON.stringify(r)}`);
+    entryIds.set(n, r.entry_id);
   };
   mock.downloadUrl = async (n) => {
     const r = await twirp(mock, 'GetCacheEntryDownloadURL', {
@@ -266,7 +280,21 @@ async function startMockTarget(name, label, main) {
     if (!r.ok || r.matched_key !== `bench-blob-${n}`) throw new Error(`lookup: ${JSON.stringify(r)}`);
     return r.signed_download_url;
   };
-  mock.afterDownload = async () => {};
+  // Like the raw server and Azurite, drop the blob after its download so no target keeps more page
+  // cache than the others: delete the entry, then move the clock past its download URL's expiry (the
+  // admin API sweeps after an advance, which removes the retained blob).
+  mock.afterDownload = async (n) => {
+    const admin = (path, init) =>
+      fetch(`${mock.url}/_admin/${path}`, init).then((res) => {
+        if (!res.ok) throw new Error(`admin ${path}: ${res.status}`);
+      });
+    await admin(`entries/${entryIds.get(n)}`, { method: 'DELETE' });
+    await admin('clock/advance', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ by: '11m' }),
+    });
+  };
   return mock;
 }
 
@@ -397,21 +425,28 @@ async function benchTransfers() {
   let n = 0;
   // Every transfer starts with no dirty pages (`sync`, untimed): otherwise one target's writeback
   // throttles the next one's writes and the figures depend on the order.
-  const settle = () => spawnSync('sync', { stdio: 'ignore' });
+  // Then it waits until every server is idle: a target's deferred work (Azurite collects deleted blobs
+  // seconds later) must not run during the next target's transfer.
+  const settle = async () => {
+    spawnSync('sync', { stdio: 'ignore' });
+    await waitForIdle(targets.map((t) => t.pid));
+  };
   // Warm-up rounds (untimed, but their RSS counts): the first transfers on a fresh VM run slower for
   // every target (the guest touches new memory pages for the page cache; JIT warm-up of each server).
   for (let rep = -WARMUP; rep < REPEAT; rep++) {
     if (rep === 0) for (const t of targets) t.commitMs?.splice(0);
-    // Rotate the order every repetition so no target always runs first (or right after another).
-    const order = targets.map((_, i) => targets[(i + rep + WARMUP) % targets.length]);
+    // Rotate the order every repetition, and reverse it every other one, so no target always runs
+    // first or right after the same other target.
+    const rotated = targets.map((_, i) => targets[(i + rep + WARMUP) % targets.length]);
+    const order = (rep + WARMUP) % 2 === 0 ? rotated : rotated.reverse();
     for (const t of order) {
       n++;
-      settle();
+      await settle();
       const up = await withRssPolling(t.pid, async () =>
         runChild([clientScript, 'upload', await t.uploadUrl(n), blob.file]),
       );
       await t.afterUpload(n);
-      settle();
+      await settle();
       const down = await withRssPolling(t.pid, async () =>
         runChild([clientScript, 'download', await t.downloadUrl(n), downloaded]),
       );

@@ -417,6 +417,17 @@ export function describeStorageContract(
           ]);
           expect(keys(s.listLeastRecentlyUsed(REPO, 5))).toEqual(['a']);
         });
+
+        it('keeps a hit recorded right before close across a reopen', async () => {
+          const e = await save('a');
+          s.touchEntry(e.id, T0 + 77, T0 + 9_000);
+          if (!fixture.reopen) throw new Error('a persistent backend must provide reopen() in its fixture');
+          s = await fixture.reopen();
+          expect(s.getEntry(e.id)).toMatchObject({
+            lastAccessedAt: T0 + 77,
+            downloadUrlExpiresAt: T0 + 9_000,
+          });
+        });
       }
     });
 
