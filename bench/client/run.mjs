@@ -8,7 +8,7 @@
 // Unless --no-doc, the "Client" section of docs/benchmarks.md between its markers is replaced.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -264,14 +264,33 @@ const results = {
 if (loadavg()[0] > 1)
   log(`warning: load average ${loadavg()[0].toFixed(2)} before the run; figures may be skewed`);
 
-const sync = () => run('/bin/sync', []);
+/** Waits (at most 30 s) until the mock uses < 5% of a CPU over 500 ms: no run inherits another's work. */
+async function mockIdle() {
+  const cpu = () => {
+    const f = readFileSync(`/proc/${mockProc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  const deadline = performance.now() + 30_000;
+  for (let before = cpu(); performance.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = cpu();
+    if (now - before < 0.025) return;
+    before = now;
+  }
+}
+const sync = async () => {
+  await run('/bin/sync', []);
+  await mockIdle();
+};
+/** `xs` rotated left by `n`: each round starts with another tool. */
+const rotate = (xs, n) => xs.map((_, i) => xs[(i + n) % xs.length]);
 
 for (const [name, base, repeat] of [
   ['unthrottled', mock.url, REPEAT],
   ['throttled', proxy.url, 1],
 ]) {
-  // Tools are interleaved within each round and dirty pages are flushed before every run, so no tool
-  // pays for another's disk writeback.
+  // Tools are interleaved within each round, in a rotating order, and dirty pages are flushed and the
+  // mock idle before every run, so no tool pays for another's disk writeback or always goes first.
   const runs = {};
   const record = (label, r) => {
     runs[label] ??= [];
@@ -283,17 +302,26 @@ for (const [name, base, repeat] of [
   const out = join(work, 'out.bin');
   let key;
   for (let i = 0; i < repeat; i++) {
-    await sync();
-    const k = `bench-${name}-gha-${seq++}`;
-    key ??= k;
-    record('gha-cache put', await ghaPut(base, k));
-    await sync();
-    record('@actions/cache upload', await jsUpload(base, `bench-${name}-js-${seq++}`));
-    for (const [label, fn] of [
-      ['gha-cache get', ghaGet],
-      ['@actions/cache download', jsDownload],
-      ['curl', curlDownload],
-    ]) {
+    for (const [label, put] of rotate(
+      [
+        ['gha-cache put', (k) => ghaPut(base, k)],
+        ['@actions/cache upload', (k) => jsUpload(base, k)],
+      ],
+      i,
+    )) {
+      await sync();
+      const k = `bench-${name}-${seq++}`;
+      if (label === 'gha-cache put') key ??= k;
+      record(label, await put(k));
+    }
+    for (const [label, fn] of rotate(
+      [
+        ['gha-cache get', ghaGet],
+        ['@actions/cache download', jsDownload],
+        ['curl', curlDownload],
+      ],
+      i,
+    )) {
       await sync();
       const r = await fn(base, key, out);
       await checkOut(out);

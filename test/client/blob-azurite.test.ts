@@ -67,6 +67,8 @@ const downOpts = (over: Partial<Parameters<typeof downloadBlob>[2]> = {}) => ({
   dispatcher: http.dispatcher,
   rangeSizeBytes: 16 * MiB,
   concurrency: 8,
+  // Ranged GETs from the start: these tests judge the range mechanics (the split is tested with faults).
+  splitBelowBytesPerSecond: 0,
   timeoutMs: 30_000,
   ...over,
 });
@@ -210,6 +212,20 @@ describe('download against Azurite', () => {
     const gets = events.filter((e) => e.label === 'GetBlobRange');
     expect(gets).toHaveLength(11);
     expect(gets.every((e) => e.status === 206)).toBe(true);
+  });
+
+  it('a connection at or above splitBelowBytesPerSecond stays one GET of the whole blob', async () => {
+    const out = join(dir, 'single.out');
+    events.length = 0;
+    const result = await downloadBlob(
+      azurite.sasUrl(CONTAINER, 'big', 'r'),
+      { path: out },
+      downOpts({ rangeSizeBytes: MiB, concurrency: 4, splitBelowBytesPerSecond: 1 }),
+    );
+    expect(result.sizeBytes).toBe(big.length);
+    expect((await readFile(out)).equals(big)).toBe(true);
+    const gets = events.filter((e) => e.label === 'GetBlobRange');
+    expect(gets).toMatchObject([{ status: 206, responseBytes: big.length }]);
   });
 
   it('downloads in order to a stream', async () => {

@@ -163,7 +163,7 @@ describe('put / get / lookup', () => {
     expect(await sha256File(join(dir, 'small.out'))).toBe(await sha256File(join(dir, 'small.bin')));
   });
 
-  it('C-88: puts a file above 128 MiB as 64 MiB blocks and gets it with parallel ranges, traced', async () => {
+  it('C-88: puts a file above 128 MiB as 64 MiB blocks and gets it as parallel ranges or one GET, traced', async () => {
     const dir = await workspace('pg-big');
     await writeRandomFile(join(dir, 'big.bin'), 130 * MiB);
     const trace = join(dir, 'trace.ndjson');
@@ -181,19 +181,28 @@ describe('put / get / lookup', () => {
     ]);
     expect(ops.every((o) => !/sig=(?!REDACTED)/.test(o.url))).toBe(true);
 
-    const trace2 = join(dir, 'trace2.ndjson');
-    const get = await runGhaCache(['get', 'blob-big', join(dir, 'big.out'), '--trace', trace2, '--json'], {
-      env,
-    });
-    expect(get.code, get.stderr).toBe(0);
-    expect(await sha256File(join(dir, 'big.out'))).toBe(await sha256File(join(dir, 'big.bin')));
-    const gets = (await readFile(trace2, 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { op: string; status: number });
-    expect(gets[0]?.op).toBe('GetCacheEntryDownloadURL');
-    expect(gets[1]).toMatchObject({ op: 'GetBlobProperties', status: 200 });
-    expect(gets.filter((o) => o.op === 'GetBlobRange' && o.status === 206)).toHaveLength(9);
+    /** `gha-cache get` with these flags; returns the traced exchanges after checking the content. */
+    const get = async (name: string, flags: string[]) => {
+      const trace2 = join(dir, `${name}.ndjson`);
+      const out = join(dir, `${name}.out`);
+      const res = await runGhaCache(['get', 'blob-big', out, '--trace', trace2, '--json', ...flags], { env });
+      expect(res.code, res.stderr).toBe(0);
+      expect(await sha256File(out)).toBe(await sha256File(join(dir, 'big.bin')));
+      return (await readFile(trace2, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { op: string; status: number; responseBytes: number });
+    };
+    // --split-below 0: 16 MiB ranges from the start.
+    const ranged = await get('ranged', ['--split-below', '0']);
+    expect(ranged[0]?.op).toBe('GetCacheEntryDownloadURL');
+    expect(ranged[1]).toMatchObject({ op: 'GetBlobProperties', status: 200 });
+    expect(ranged.filter((o) => o.op === 'GetBlobRange' && o.status === 206)).toHaveLength(9);
+    // A connection never below the split rate: one GET of the whole blob.
+    const single = await get('single', ['--split-below', '1']);
+    expect(single.filter((o) => o.op === 'GetBlobRange')).toMatchObject([
+      { status: 206, responseBytes: 130 * MiB },
+    ]);
   });
 
   it('puts stdin of unknown length and gets it to stdout', async () => {

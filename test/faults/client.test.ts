@@ -31,6 +31,8 @@ beforeAll(async () => {
     retry: { baseDelayMs: 20, maxDelayMs: 200 },
     downloadRangeBytes: 2 * MiB,
     downloadConcurrency: 2,
+    // Ranged GETs from the start: the resume test counts them (the split has its own test).
+    downloadSplitBelowBytesPerSecond: 0,
     onExchange: (e) => events.push(e),
   });
 });
@@ -101,6 +103,38 @@ describe('@gha-cache/client under mock-side faults', () => {
     expect(resumeAt % (2 * MiB)).toBeLessThanOrEqual(MiB + 4321);
     expect(statuses(requests, 'GetCacheEntryDownloadURL')).toEqual([200]);
     expect(statuses(requests, 'GetBlob').length).toBe(4); // 3 ranges of 2 MiB + the resumed one
+  });
+
+  it('a download that starts as one GET splits into parallel ranges while the connection is throttled', async () => {
+    const size = 6 * MiB + 99;
+    const file = join(work, 'split.bin');
+    await writeRandomFile(file, size);
+    const key = 'client-split';
+    expect(await client.putBlob(key, { path: file })).toMatchObject({ saved: true });
+    mock.faults.add({ op: 'GetBlob', key, action: { type: 'throttle', bytesPerSecond: 2 * MiB } });
+    const adaptive = createCacheClient({
+      baseUrl: mock.env.ACTIONS_RESULTS_URL,
+      token: mock.token,
+      downloadRangeBytes: MiB,
+      downloadConcurrency: 4,
+      downloadSplitBelowBytesPerSecond: 4 * MiB,
+      onExchange: (e) => events.push(e),
+    });
+    try {
+      const out = join(work, 'split.out');
+      const started = performance.now();
+      expect(await adaptive.getBlob(key, { destination: { path: out } })).toMatchObject({ hit: true });
+      const seconds = (performance.now() - started) / 1000;
+      expect(await sha256File(out)).toBe(await sha256File(file));
+      const gets = events.filter((e) => e.label === 'GetBlobRange');
+      // The whole-blob GET was cut at a range boundary after the first probe; 1 MiB ranges did the rest.
+      expect(gets.length).toBeGreaterThanOrEqual(4);
+      expect(gets.reduce((n, e) => n + e.responseBytes, 0)).toBeGreaterThanOrEqual(size);
+      // One throttled stream alone would take ≥ 3 s.
+      expect(seconds).toBeLessThan(3);
+    } finally {
+      await adaptive.close();
+    }
   });
 
   it('C-54: reloads an expired download URL once (a fresh Get) and the download succeeds', async () => {

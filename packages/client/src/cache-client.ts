@@ -168,6 +168,7 @@ export function createCacheClient(options: CacheClientOptions): CacheClient {
       dispatcher: http.dispatcher,
       rangeSizeBytes: opts.downloadRangeBytes,
       concurrency: opts.downloadConcurrency,
+      splitBelowBytesPerSecond: opts.downloadSplitBelowBytesPerSecond,
       timeoutMs: opts.timeoutMs,
       onProgress: opts.onProgress,
       signal: opts.signal,

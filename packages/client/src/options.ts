@@ -43,6 +43,12 @@ export interface CacheClientOptions {
   downloadRangeBytes?: number;
   /** Ranged GETs in flight. Default `8`. */
   downloadConcurrency?: number;
+  /**
+   * Downloads to a file start as one GET of the whole blob and split into `downloadConcurrency` ranged
+   * GETs while that connection runs below this rate (object stores cap each connection; on a fast link
+   * one stream is fastest). `0` = ranged GETs from the start. Default 100 MiB/s.
+   */
+  downloadSplitBelowBytesPerSecond?: number;
   /** `ACTIONS_CACHE_MODE` gate (restores skipped for `none`/`write-only`, saves for `none`/`read`). Default: none. */
   cacheMode?: CacheMode | undefined;
   /** Where temporary archives go. Default `os.tmpdir()`. */
@@ -75,6 +81,7 @@ export interface ResolvedCacheClientOptions {
   maxBufferBytes: number;
   downloadRangeBytes: number;
   downloadConcurrency: number;
+  downloadSplitBelowBytesPerSecond: number;
   cacheMode: CacheMode | undefined;
   tempDirectory: string | undefined;
   workingDirectory: string | undefined;
@@ -97,6 +104,7 @@ export const DEFAULTS = Object.freeze({
   maxBufferBytes: 128 * MiB,
   downloadRangeBytes: 16 * MiB,
   downloadConcurrency: 8,
+  downloadSplitBelowBytesPerSecond: 100 * MiB,
   compression: 'auto' as const,
   userAgent: `gha-cache/${CLIENT_VERSION}`,
 });
@@ -104,6 +112,13 @@ export const DEFAULTS = Object.freeze({
 function positiveInt(name: string, value: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isSafeInteger(value) || value < 1 || value > max) {
     throw new ValidationError(`Option ${name} must be an integer in [1, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+function nonNegativeInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new ValidationError(`Option ${name} must be an integer ≥ 0, got ${value}`);
   }
   return value;
 }
@@ -171,6 +186,10 @@ export function validateCacheClientOptions(options: CacheClientOptions): Resolve
       'downloadConcurrency',
       options.downloadConcurrency ?? DEFAULTS.downloadConcurrency,
       64,
+    ),
+    downloadSplitBelowBytesPerSecond: nonNegativeInt(
+      'downloadSplitBelowBytesPerSecond',
+      options.downloadSplitBelowBytesPerSecond ?? DEFAULTS.downloadSplitBelowBytesPerSecond,
     ),
     cacheMode: options.cacheMode,
     tempDirectory: options.tempDirectory,

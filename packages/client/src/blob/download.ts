@@ -39,6 +39,11 @@ export interface DownloadBlobOptions {
   rangeSizeBytes: number;
   /** Ranged GETs in flight (to a stream: also the number of ranges, of at most 8 MiB, buffered). */
   concurrency: number;
+  /**
+   * To a file: the download starts as one GET of the whole blob and splits into parallel ranges only
+   * while that connection runs below this rate (checked every PROBE_MS). 0 = parallel from the start.
+   */
+  splitBelowBytesPerSecond: number;
   timeoutMs: number;
   /**
    * Called at most once, when the blob store answers 401/403 (an expired SAS): returns a fresh URL for the
@@ -56,6 +61,18 @@ export interface DownloadResult {
 }
 
 class RangeIgnoredError extends Error {}
+
+/** Thrown inside a range's data callback once it reached its (moved) end: ends that GET early, not an error. */
+class RangeCutError extends Error {}
+
+/** How often the single whole-blob GET is measured against `splitBelowBytesPerSecond`. */
+const PROBE_MS = 500;
+
+/** Where a running range stands, and where it must stop (exclusive; may move closer while it runs). */
+interface RangeCursor {
+  offset: number;
+  stopAt: number;
+}
 
 class UrlHolder {
   #url: string;
@@ -168,6 +185,7 @@ async function fetchRange(
   options: DownloadBlobOptions,
   signal: AbortSignal,
   makeSink: () => RangeSink,
+  cursor: RangeCursor = { offset: start, stopAt: end + 1 },
 ): Promise<void> {
   for (;;) {
     const url = urls.current;
@@ -210,13 +228,26 @@ async function fetchRange(
             offset + chunk.length - start,
           );
         }
-        sink.data(chunk, offset, flow);
-        offset += chunk.length;
+        const room = cursor.stopAt - offset;
+        const cut = chunk.length >= room && cursor.stopAt <= end;
+        const take = cut ? chunk.subarray(0, room) : chunk;
+        if (take.length > 0) sink.data(take, offset, flow);
+        offset += take.length;
+        cursor.offset = offset;
+        if (cut) {
+          problem = new RangeCutError();
+          throw problem;
+        }
       },
     ).catch(async (err: unknown) => {
+      if (problem instanceof RangeCutError) {
+        await sink.done();
+        return undefined;
+      }
       await sink.done().catch(() => undefined);
       throw problem ?? err;
     });
+    if (res === undefined) return; // stopped at the cursor's end, all bytes before it written
     if (!res.streamed) {
       if (isAuthFailure(res.statusCode) && (await urls.renew(url)) !== undefined) continue;
       throw blobErrorFromParts('GetBlobRange', target, res.statusCode, res.headers, res.errorBody);
@@ -431,6 +462,12 @@ function fileRangeSink(
   };
 }
 
+/**
+ * To a file. The download starts as one GET of the whole blob: on a fast link one stream is the
+ * fastest (no per-range round trips, sequential writes). While that connection runs below
+ * `splitBelowBytesPerSecond` — object stores cap each connection — it is cut at the next range boundary
+ * and the rest goes as parallel ranged GETs, `concurrency` in flight (the first connection included).
+ */
 async function parallelToFile(
   urls: UrlHolder,
   path: string,
@@ -440,38 +477,81 @@ async function parallelToFile(
   abort: AbortController,
   progress: (n: number, total: number | undefined) => void,
 ): Promise<void> {
-  const ranges = splitRanges(size, options.rangeSizeBytes);
+  const rangeSize = options.rangeSizeBytes;
   const fh = await open(path, 'w');
   const writev = serialWriter(fh);
   const buffers = new WriteBuffers();
   let written = 0;
-  try {
-    await fh.truncate(size);
-    let next = 0;
-    let failure: unknown;
-    const lane = async () => {
+  const fetch = (start: number, end: number, cursor?: RangeCursor) =>
+    fetchRange(
+      urls,
+      start,
+      end,
+      size,
+      etag,
+      options,
+      abort.signal,
+      () =>
+        fileRangeSink(
+          writev,
+          buffers,
+          (n) => {
+            written += n;
+          },
+          (n) => progress(n, size),
+        ),
+      cursor,
+    );
+  const ranges: [number, number][] = [];
+  let next = 0;
+  let failure: unknown;
+  const fail = (err: unknown) => {
+    if (failure !== undefined) return;
+    failure = err;
+    abort.abort(err);
+  };
+  /** Takes ranges until none is left; `first` runs before. */
+  const lane = async (first?: () => Promise<void>) => {
+    try {
+      await first?.();
       while (failure === undefined && next < ranges.length) {
         const [start, end] = ranges[next++]!;
-        try {
-          await fetchRange(urls, start, end, size, etag, options, abort.signal, () =>
-            fileRangeSink(
-              writev,
-              buffers,
-              (n) => {
-                written += n;
-              },
-              (n) => progress(n, size),
-            ),
-          );
-        } catch (err) {
-          if (failure === undefined) {
-            failure = err;
-            abort.abort(err);
-          }
-        }
+        await fetch(start, end);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(options.concurrency, ranges.length) }, lane));
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const lanes: Promise<void>[] = [];
+  const rangesFrom = (from: number) => {
+    for (const [s, e] of splitRanges(size - from, rangeSize)) ranges.push([s + from, e + from]);
+  };
+  try {
+    await fh.truncate(size);
+    if (options.splitBelowBytesPerSecond <= 0) {
+      rangesFrom(0);
+      for (let i = 0; i < options.concurrency; i++) lanes.push(lane());
+    } else {
+      const whole: RangeCursor = { offset: 0, stopAt: size };
+      let probe: NodeJS.Timeout | undefined;
+      // One lane cannot gain from a split: it keeps the whole-blob GET.
+      if (options.concurrency > 1) {
+        let lastOffset = 0;
+        probe = setInterval(() => {
+          const rate = ((whole.offset - lastOffset) * 1000) / PROBE_MS;
+          lastOffset = whole.offset;
+          const boundary = Math.ceil((whole.offset + 1) / rangeSize) * rangeSize;
+          if (rate >= options.splitBelowBytesPerSecond || boundary >= size) return;
+          clearInterval(probe);
+          whole.stopAt = boundary;
+          rangesFrom(boundary);
+          for (let i = 1; i < options.concurrency; i++) lanes.push(lane());
+        }, PROBE_MS);
+      }
+      lanes.push(lane(() => fetch(0, size - 1, whole).finally(() => clearInterval(probe))));
+    }
+    // Lanes are only added while the first one runs, so this sees all of them.
+    for (let i = 0; i < lanes.length; i++) await lanes[i];
     if (failure !== undefined) throw failure;
   } finally {
     await fh.close();

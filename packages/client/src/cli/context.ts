@@ -28,6 +28,7 @@ export interface GlobalOptions {
   concurrency?: number;
   blockSize?: number;
   rangeSize?: number;
+  splitBelow?: number;
   attempts?: number;
   maxRetryWait?: number;
   quiet?: boolean;
@@ -86,6 +87,9 @@ export class CommandContext {
         : {}),
       ...(this.opts.blockSize ? { blockSizeBytes: this.opts.blockSize } : {}),
       ...(this.opts.rangeSize ? { downloadRangeBytes: this.opts.rangeSize } : {}),
+      ...(this.opts.splitBelow !== undefined
+        ? { downloadSplitBelowBytesPerSecond: this.opts.splitBelow }
+        : {}),
       retry: {
         ...(this.opts.attempts ? { maxAttempts: this.opts.attempts } : {}),
         ...(this.opts.maxRetryWait !== undefined ? { maxRetryAfterMs: this.opts.maxRetryWait * 1000 } : {}),

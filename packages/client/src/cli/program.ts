@@ -79,6 +79,11 @@ export async function runCli(
       .option('--concurrency <n>', 'parallel block uploads / ranged downloads (default 8)', positiveInt)
       .option('--block-size <size>', 'upload block size (default 64M)', size)
       .option('--range-size <size>', 'download range size (default 16M)', size)
+      .option(
+        '--split-below <size>',
+        'a download to a file starts as one GET and splits into ranges while it runs below <size> per second (default 100M; 0 = ranges from the start)',
+        size,
+      )
       .option('--attempts <n>', 'attempts per HTTP request (default 5)', positiveInt)
       .option(
         '--max-retry-wait <seconds>',
