@@ -134,10 +134,11 @@ describe('options', () => {
       encoding: 'json',
       timeoutMs: 60_000,
       blockSizeBytes: 64 * 1024 * 1024,
-      uploadConcurrency: 16,
+      uploadConcurrency: 8,
       maxSingleShotBytes: 128 * 1024 * 1024,
       downloadRangeBytes: 16 * 1024 * 1024,
       downloadConcurrency: 8,
+      downloadSplitBelowBytesPerSecond: 100 * 1024 * 1024,
       compression: 'auto',
       retry: { maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 },
     });

@@ -40,8 +40,8 @@ export interface DownloadBlobOptions {
   /** Ranged GETs in flight (to a stream: also the number of ranges, of at most 8 MiB, buffered). */
   concurrency: number;
   /**
-   * To a file: the download starts as one GET of the whole blob and splits into parallel ranges only
-   * while that connection runs below this rate (checked every PROBE_MS). 0 = parallel from the start.
+   * To a file: the download starts as one GET of the whole blob and splits into parallel ranges once
+   * that connection's average rate is below this (checked every PROBE_MS). 0 = parallel from the start.
    */
   splitBelowBytesPerSecond: number;
   timeoutMs: number;
@@ -536,10 +536,11 @@ async function parallelToFile(
       let probe: NodeJS.Timeout | undefined;
       // One lane cannot gain from a split: it keeps the whole-blob GET.
       if (options.concurrency > 1) {
-        let lastOffset = 0;
+        const started = performance.now();
         probe = setInterval(() => {
-          const rate = ((whole.offset - lastOffset) * 1000) / PROBE_MS;
-          lastOffset = whole.offset;
+          // The average since the start: a capped connection stays slow, a fast one that stalls for a
+          // moment (writeback, a busy core) does not look capped.
+          const rate = (whole.offset * 1000) / (performance.now() - started);
           const boundary = Math.ceil((whole.offset + 1) / rangeSize) * rangeSize;
           if (rate >= options.splitBelowBytesPerSecond || boundary >= size) return;
           clearInterval(probe);
