@@ -134,7 +134,7 @@ describe('options', () => {
       encoding: 'json',
       timeoutMs: 60_000,
       blockSizeBytes: 64 * 1024 * 1024,
-      uploadConcurrency: 8,
+      uploadConcurrency: 16,
       maxSingleShotBytes: 128 * 1024 * 1024,
       downloadRangeBytes: 16 * 1024 * 1024,
       downloadConcurrency: 8,

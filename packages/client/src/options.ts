@@ -33,7 +33,7 @@ export interface CacheClientOptions {
   retry?: Partial<RetryOptions>;
   /** Block size of staged uploads. Default 64 MiB (as `@actions/cache`). */
   blockSizeBytes?: number;
-  /** Put Block requests in flight (file blocks are streamed from disk, so this costs no memory). Default `8`. */
+  /** Put Block requests in flight (file blocks are streamed from disk, so this costs no memory). Default `16`. */
   uploadConcurrency?: number;
   /** Uploads up to this size are one Put Blob. Default 128 MiB. */
   maxSingleShotBytes?: number;
@@ -99,7 +99,7 @@ export const DEFAULTS = Object.freeze({
   encoding: 'json' as TwirpEncoding,
   timeoutMs: 60_000,
   blockSizeBytes: 64 * MiB,
-  uploadConcurrency: 8,
+  uploadConcurrency: 16,
   maxSingleShotBytes: 128 * MiB,
   maxBufferBytes: 128 * MiB,
   downloadRangeBytes: 16 * MiB,

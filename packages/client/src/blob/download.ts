@@ -6,7 +6,8 @@
  * gets one sequential GET.
  */
 import { once } from 'node:events';
-import { type FileHandle, open } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -24,10 +25,8 @@ import {
 } from './common.js';
 
 const MiB = 1024 * 1024;
-/** Chunks are coalesced up to this size before a positional file write. */
-const WRITE_COALESCE = MiB;
-/** Bytes of one range queued for writing before reading pauses. */
-const WRITE_AHEAD = 2 * MiB;
+/** Largest single file write (see `writeAt`). */
+const WRITE_PIECE = 32 * 1024;
 /** Largest range when downloading to a stream (ranges are buffered in memory until written in order). */
 const STREAM_RANGE_MAX = 8 * MiB;
 
@@ -335,7 +334,7 @@ async function sequential(
       const fh = await open(destination.path, 'w');
       try {
         for await (const chunk of res.body as AsyncIterable<Buffer>) {
-          await fh.write(chunk);
+          writeAt(fh.fd, chunk, count);
           count += chunk.length;
           progress(chunk.length, total);
         }
@@ -362,103 +361,27 @@ function splitRanges(size: number, rangeSize: number): [number, number][] {
   return out;
 }
 
-/** A positional write: resolves to the bytes written. */
-type PositionalWrite = (bytes: Buffer, position: number) => Promise<number>;
-
 /**
- * One positional write in flight per file, in call order. Parallel buffered writes to one file contend
- * on its inode lock (ext4 spins on it: in a profile of 8 ranges, 16% of the CLI's CPU), and one writer
- * copies into the page cache as fast as eight.
+ * Writes `chunk` at `position`, synchronously, at most WRITE_PIECE bytes per call. A buffered write is a
+ * copy into the page cache: done inline, as curl does, it costs no thread-pool round trip per chunk, and
+ * a slow disk blocks the socket reads, which is the backpressure. Small writes keep the kernel on small
+ * page-cache folios, which come from recently freed memory; 1 MiB writes, served from high-order free
+ * memory that a VM host has reclaimed, made a 1 GiB download 2–3× slower here (docs/benchmarks.md).
  */
-function serialWriter(fh: FileHandle): PositionalWrite {
-  let tail: Promise<unknown> = Promise.resolve();
-  return (bytes, position) => {
-    const write = tail.then(() => fh.write(bytes, 0, bytes.length, position)).then((r) => r.bytesWritten);
-    tail = write.catch(() => undefined);
-    return write;
-  };
-}
-
-/** Write buffers of WRITE_COALESCE bytes, reused once written, so a GiB of download allocates a few MiB. */
-class WriteBuffers {
-  readonly #free: Buffer[] = [];
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(WRITE_COALESCE);
-  }
-  give(buffer: Buffer): void {
-    this.#free.push(buffer);
+function writeAt(fd: number, chunk: Buffer, position: number): void {
+  for (let done = 0; done < chunk.length; ) {
+    done += writeSync(fd, chunk, done, Math.min(WRITE_PIECE, chunk.length - done), position + done);
   }
 }
 
-/**
- * Positional writes pipelined with the socket reads: chunks are copied into a WRITE_COALESCE buffer that is
- * written while the body keeps flowing; the response pauses when WRITE_AHEAD bytes are queued. Copying lets
- * each socket chunk die young: holding them until written made V8 run ~20 full mark-compacts per GiB.
- */
-function fileRangeSink(
-  writev: PositionalWrite,
-  buffers: WriteBuffers,
-  onWritten: (n: number) => void,
-  onData: (n: number) => void,
-): RangeSink {
-  let buffer: Buffer | undefined;
-  let fill = 0;
-  let at = -1;
-  let queued = 0;
-  let paused: Flow | undefined;
-  let error: unknown;
-  const inFlight = new Set<Promise<void>>();
-  const writeAt = async (bytes: Buffer, position: number) => {
-    let done = 0;
-    while (done < bytes.length) done += await writev(bytes.subarray(done), position + done);
-    onWritten(bytes.length);
-  };
-  const flush = () => {
-    if (buffer === undefined || fill === 0) return;
-    const full = buffer;
-    const len = fill;
-    const p: Promise<void> = writeAt(full.subarray(0, len), at)
-      .catch((err: unknown) => {
-        error ??= err;
-      })
-      .finally(() => {
-        buffers.give(full);
-        queued -= len;
-        inFlight.delete(p);
-        if (paused && queued <= WRITE_AHEAD) {
-          const flow = paused;
-          paused = undefined;
-          flow.resume();
-        }
-      });
-    inFlight.add(p);
-    queued += len;
-    at += len;
-    buffer = undefined;
-    fill = 0;
-  };
+/** Writes each range's chunks at their offsets as they arrive. */
+function fileRangeSink(fd: number, onWritten: (n: number) => void): RangeSink {
   return {
-    data(chunk, offset, flow) {
-      if (error !== undefined) throw error;
-      if (at < 0) at = offset;
-      for (let from = 0; from < chunk.length; ) {
-        buffer ??= buffers.take();
-        const n = chunk.copy(buffer, fill, from);
-        fill += n;
-        from += n;
-        if (fill === buffer.length) flush();
-      }
-      onData(chunk.length);
-      if (queued > WRITE_AHEAD && !paused) {
-        paused = flow;
-        flow.pause();
-      }
+    data(chunk, offset) {
+      writeAt(fd, chunk, offset);
+      onWritten(chunk.length);
     },
-    async done() {
-      flush();
-      while (inFlight.size > 0) await Promise.all(inFlight);
-      if (error !== undefined) throw error;
-    },
+    async done() {},
   };
 }
 
@@ -479,8 +402,6 @@ async function parallelToFile(
 ): Promise<void> {
   const rangeSize = options.rangeSizeBytes;
   const fh = await open(path, 'w');
-  const writev = serialWriter(fh);
-  const buffers = new WriteBuffers();
   let written = 0;
   const fetch = (start: number, end: number, cursor?: RangeCursor) =>
     fetchRange(
@@ -492,14 +413,10 @@ async function parallelToFile(
       options,
       abort.signal,
       () =>
-        fileRangeSink(
-          writev,
-          buffers,
-          (n) => {
-            written += n;
-          },
-          (n) => progress(n, size),
-        ),
+        fileRangeSink(fh.fd, (n) => {
+          written += n;
+          progress(n, size);
+        }),
       cursor,
     );
   const ranges: [number, number][] = [];
