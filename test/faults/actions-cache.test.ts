@@ -3,29 +3,23 @@
  * Twirp API (wire spec §3.5): 5xx and non-JSON bodies are retried (3 s, then ×1.5 backoff), a 429 is a
  * rate-limit warning with no retry.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as cache from '@actions/cache';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestTree, writeTree } from '../support/files.js';
 import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
-import { captureStdout } from '../support/stdout.js';
+import { captureStdout, useActionsCacheEnv } from '../support/stdout.js';
 
 let mock: TestMock;
 let work: string;
-const saved: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 
 beforeAll(async () => {
   mock = await startTestMock();
   work = await mkdtemp(join(tmpdir(), 'gha-faults-actions-cache-'));
-  const env = { ...mock.env, RUNNER_TEMP: join(work, 'runner-temp'), GITHUB_SERVER_URL: undefined };
-  for (const [k, v] of Object.entries(env)) {
-    saved[k] = process.env[k];
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  await mkdir(env.RUNNER_TEMP, { recursive: true });
+  restoreEnv = await useActionsCacheEnv(mock.env, work);
 });
 
 afterEach(() => {
@@ -33,10 +27,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv?.();
   await mock?.dispose();
   if (work) await rm(work, { recursive: true, force: true });
 });

@@ -2,7 +2,7 @@
  * The real `@actions/cache` (6.x and 4.x, from npm) saving and restoring through the mock over real sockets.
  * Covers C-90 and the save/restore semantics users rely on.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as cache6 from '@actions/cache';
@@ -10,6 +10,7 @@ import * as cache4 from '@actions/cache-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
 import { startTestMock, type TestMock } from '../support/mock.js';
+import { useActionsCacheEnv, withRuntimeToken } from '../support/stdout.js';
 
 type CacheLib = Pick<typeof cache6, 'saveCache' | 'restoreCache'>;
 const LIBS: [string, CacheLib][] = [
@@ -19,46 +20,19 @@ const LIBS: [string, CacheLib][] = [
 
 let mock: TestMock;
 let work: string;
-const saved: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 
 beforeAll(async () => {
   mock = await startTestMock();
   work = await mkdtemp(join(tmpdir(), 'gha-actions-cache-'));
-  const env = { ...mock.env, RUNNER_TEMP: join(work, 'runner-temp'), GITHUB_SERVER_URL: undefined };
-  for (const [k, v] of Object.entries(env)) {
-    saved[k] = process.env[k];
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  await mkdir(env.RUNNER_TEMP, { recursive: true });
+  restoreEnv = await useActionsCacheEnv(mock.env, work);
 });
 
 afterAll(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv?.();
   await mock?.dispose();
   await rm(work, { recursive: true, force: true });
 });
-
-/** Runs `fn` with another runtime token and captures what @actions/core printed (warnings, infos). */
-async function as<T>(token: string, fn: () => Promise<T>): Promise<{ result: T; output: string }> {
-  const previous = process.env.ACTIONS_RUNTIME_TOKEN;
-  process.env.ACTIONS_RUNTIME_TOKEN = token;
-  const out: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    out.push(String(chunk));
-    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stdout.write;
-  try {
-    return { result: await fn(), output: out.join('') };
-  } finally {
-    process.stdout.write = write;
-    process.env.ACTIONS_RUNTIME_TOKEN = previous;
-  }
-}
 
 let n = 0;
 async function freshDir(files: Record<string, string | Buffer>): Promise<string> {
@@ -127,7 +101,7 @@ describe.each(LIBS)('%s', (_name, lib) => {
     const key = `dup-${_name}`;
     expect(await lib.saveCache([dir], key)).toBeGreaterThan(0);
     await writeTree(dir, { 'f.txt': 'second' });
-    const { result, output } = await as(mock.token, () => lib.saveCache([dir], key));
+    const { result, output } = await withRuntimeToken(mock.token, () => lib.saveCache([dir], key));
     expect(result).toBe(-1);
     expect(output).toMatch(/another job may be creating this cache/);
     await rm(dir, { recursive: true });
@@ -140,11 +114,11 @@ describe.each(LIBS)('%s', (_name, lib) => {
     const key = `ro-${_name}`;
     await lib.saveCache([dir], key);
     const readOnly = mock.mintToken([{ scope: 'refs/heads/main', permission: 1 }]);
-    const denied = await as(readOnly, () => lib.saveCache([dir], `${key}-new`));
+    const denied = await withRuntimeToken(readOnly, () => lib.saveCache([dir], `${key}-new`));
     expect(denied.result).toBe(-1);
     expect(denied.output).toMatch(/cache write denied/);
     await rm(dir, { recursive: true });
-    const restored = await as(readOnly, () => lib.restoreCache([dir], key));
+    const restored = await withRuntimeToken(readOnly, () => lib.restoreCache([dir], key));
     expect(restored.result).toBe(key);
   });
 
@@ -157,11 +131,17 @@ describe.each(LIBS)('%s', (_name, lib) => {
       { scope: 'refs/heads/main', permission: 1 },
     ]);
     await writeTree(dir, { 'f.txt': 'feature' });
-    expect((await as(feature, () => lib.saveCache([dir], `${key}-feature`))).result).toBeGreaterThan(0);
-    expect((await as(feature, () => lib.restoreCache([dir], `${key}-main`))).result).toBe(`${key}-main`);
+    expect(
+      (await withRuntimeToken(feature, () => lib.saveCache([dir], `${key}-feature`))).result,
+    ).toBeGreaterThan(0);
+    expect((await withRuntimeToken(feature, () => lib.restoreCache([dir], `${key}-main`))).result).toBe(
+      `${key}-main`,
+    );
     expect(await lib.restoreCache([dir], `${key}-feature`)).toBeUndefined();
     // The feature branch's own entry wins over main's for a shared prefix.
-    expect((await as(feature, () => lib.restoreCache([dir], `${key}-`))).result).toBe(`${key}-feature`);
+    expect((await withRuntimeToken(feature, () => lib.restoreCache([dir], `${key}-`))).result).toBe(
+      `${key}-feature`,
+    );
   });
 });
 

@@ -3,7 +3,7 @@
  * the rate-limit warning (C-51), the quota message (C-52), idle expiry on the simulated clock (C-49),
  * LRU eviction over the quota (C-48); and the `serve` policy flags of the built CLI.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as cache from '@actions/cache';
@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type MockProcess, spawnMock } from '../support/cli.js';
 import { writeRandomFile } from '../support/files.js';
 import { startTestMock, type TestMock } from '../support/mock.js';
+import { useActionsCacheEnv, withRuntimeToken } from '../support/stdout.js';
 import { SERVICE, twirp } from '../support/twirp.js';
 
 const DAY = 86_400_000;
@@ -20,18 +21,12 @@ const VERSION = 'c242501c19ada3dcced7a83b074ccb8e79f816602d4125493924624b38591de
 
 let mock: TestMock;
 let work: string;
-const saved: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 
 beforeAll(async () => {
   mock = await startTestMock();
   work = await mkdtemp(join(tmpdir(), 'gha-policies-'));
-  const env = { ...mock.env, RUNNER_TEMP: join(work, 'runner-temp'), GITHUB_SERVER_URL: undefined };
-  for (const [k, v] of Object.entries(env)) {
-    saved[k] = process.env[k];
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  await mkdir(env.RUNNER_TEMP, { recursive: true });
+  restoreEnv = await useActionsCacheEnv(mock.env, work);
 });
 
 afterEach(() => {
@@ -39,10 +34,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv?.();
   await mock?.dispose();
   await rm(work, { recursive: true, force: true });
 });
@@ -56,20 +48,7 @@ async function asRepo<T>(
   fn: () => Promise<T>,
   scopes: TokenScope[] = MAIN,
 ): Promise<{ result: T; output: string }> {
-  const previous = process.env.ACTIONS_RUNTIME_TOKEN;
-  process.env.ACTIONS_RUNTIME_TOKEN = mock.mintToken(scopes, { repositoryId });
-  const out: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    out.push(String(chunk));
-    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stdout.write;
-  try {
-    return { result: await fn(), output: out.join('') };
-  } finally {
-    process.stdout.write = write;
-    process.env.ACTIONS_RUNTIME_TOKEN = previous;
-  }
+  return withRuntimeToken(mock.mintToken(scopes, { repositoryId }), fn);
 }
 
 let n = 0;
