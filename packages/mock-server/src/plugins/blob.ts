@@ -179,7 +179,8 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
 
   app.setErrorHandler((error, request, reply) => {
     const azure = toAzureError(error);
-    if (azure.status >= 500) request.log.error({ err: error }, 'blob request failed');
+    // An injected fault already has its own log line; only a real failure is an error.
+    if (azure.status >= 500 && !request.faultPlan) request.log.error({ err: error }, 'blob request failed');
     else request.log.debug({ err: error }, 'blob request rejected');
     return sendAzureError(reply, azure, clock.now());
   });
