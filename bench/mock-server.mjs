@@ -30,6 +30,7 @@ import {
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
 import autocannon from 'autocannon';
+import { cpuSecondsOf, waitForIdle } from './cpu.mjs';
 import { entryKey, entryPrefix, VERSION as LOOKUP_VERSION } from './lookup-keys.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -119,18 +120,6 @@ async function stopChild(child) {
   clearTimeout(timer);
 }
 
-/** Waits (at most `maxMs`) until the processes together use < 5% of a CPU over 500 ms. */
-async function waitForIdle(pids, maxMs = 30_000) {
-  const total = () => pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
-  const deadline = performance.now() + maxMs;
-  for (let before = total(); performance.now() < deadline; ) {
-    await new Promise((r) => setTimeout(r, 500));
-    const now = total();
-    if (now - before < 0.025) return;
-    before = now;
-  }
-}
-
 /** Runs a node child to completion and parses its last stdout line as JSON. */
 function runChild(nodeArgs) {
   return new Promise((resolve, reject) => {
@@ -158,12 +147,6 @@ function memoryOf(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSecondsOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
 }
 
 /**

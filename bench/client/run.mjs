@@ -8,7 +8,7 @@
 // Unless --no-doc, the "Client" section of docs/benchmarks.md between its markers is replaced.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { waitForIdle } from '../cpu.mjs';
 import { startThrottleProxy } from './throttle-proxy.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -264,23 +265,9 @@ const results = {
 if (loadavg()[0] > 1)
   log(`warning: load average ${loadavg()[0].toFixed(2)} before the run; figures may be skewed`);
 
-/** Waits (at most 30 s) until the mock uses < 5% of a CPU over 500 ms: no run inherits another's work. */
-async function mockIdle() {
-  const cpu = () => {
-    const f = readFileSync(`/proc/${mockProc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  };
-  const deadline = performance.now() + 30_000;
-  for (let before = cpu(); performance.now() < deadline; ) {
-    await new Promise((r) => setTimeout(r, 500));
-    const now = cpu();
-    if (now - before < 0.025) return;
-    before = now;
-  }
-}
 const sync = async () => {
   await run('/bin/sync', []);
-  await mockIdle();
+  await waitForIdle([mockProc.pid]);
 };
 /** `xs` rotated left by `n`: each round starts with another tool. */
 const rotate = (xs, n) => xs.map((_, i) => xs[(i + n) % xs.length]);

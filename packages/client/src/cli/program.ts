@@ -66,17 +66,33 @@ export async function runCli(
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_HELP);
 
-  const withGlobals = (cmd: Command) =>
+  /** Options every command that talks HTTP shares: output, tracing, timeouts and retries. */
+  const withHttpOptions = (cmd: Command) =>
     cmd
-      .option('--url <url>', 'cache service URL (default: $ACTIONS_RESULTS_URL)')
-      .option('--token <token>', 'runtime token (default: $ACTIONS_RUNTIME_TOKEN)')
       .option('--json', 'print the result as one JSON object')
       .option('--trace <file>', 'write one NDJSON line per HTTP exchange to <file>')
+      .option('--timeout <ms>', 'idle timeout per attempt (default 60000)', positiveInt)
+      .option('--attempts <n>', 'attempts per HTTP request (default 5)', positiveInt)
+      .option(
+        '--max-retry-wait <seconds>',
+        'longest Retry-After of a 429 to wait out (default 60)',
+        nonNegative,
+      );
+
+  const withGlobals = (cmd: Command) =>
+    withHttpOptions(
+      cmd
+        .option('--url <url>', 'cache service URL (default: $ACTIONS_RESULTS_URL)')
+        .option('--token <token>', 'runtime token (default: $ACTIONS_RUNTIME_TOKEN)'),
+    )
       .addOption(
         new Option('--encoding <encoding>', 'Twirp encoding').choices(['json', 'protobuf']).default('json'),
       )
-      .option('--timeout <ms>', 'idle timeout per attempt (default 60000)', positiveInt)
-      .option('--concurrency <n>', 'parallel block uploads / ranged downloads (default 8)', positiveInt)
+      .option(
+        '--concurrency <n>',
+        'parallel block uploads / ranged downloads (default 16 uploads, 8 downloads)',
+        positiveInt,
+      )
       .option('--block-size <size>', 'upload block size (default 64M)', size)
       .option('--range-size <size>', 'download range size (default 16M)', size)
       .option(
@@ -84,31 +100,17 @@ export async function runCli(
         'a download to a file starts as one GET and splits into ranges while it runs below <size> per second (default 100M; 0 = ranges from the start)',
         size,
       )
-      .option('--attempts <n>', 'attempts per HTTP request (default 5)', positiveInt)
-      .option(
-        '--max-retry-wait <seconds>',
-        'longest Retry-After of a 429 to wait out (default 60)',
-        nonNegative,
-      )
       .option('-q, --quiet', 'no progress or messages on stderr')
       .option('--no-progress', 'no progress output');
 
   /** Options of the REST commands (`list`, `delete`). */
   const withRestGlobals = (cmd: Command) =>
-    cmd
-      .option('--repo <owner/name>', 'repository (default: $GITHUB_REPOSITORY)')
-      .option('--api-url <url>', 'GitHub REST API URL (default: $GITHUB_API_URL or https://api.github.com)')
-      .option('--token <token>', 'API token (default: $GITHUB_TOKEN, else $ACTIONS_RUNTIME_TOKEN)')
-      .option('--json', 'print the result as one JSON object')
-      .option('--trace <file>', 'write one NDJSON line per HTTP exchange to <file>')
-      .option('--timeout <ms>', 'idle timeout per attempt (default 60000)', positiveInt)
-      .option('--attempts <n>', 'attempts per HTTP request (default 5)', positiveInt)
-      .option(
-        '--max-retry-wait <seconds>',
-        'longest Retry-After of a 429 to wait out (default 60)',
-        nonNegative,
-      )
-      .option('-q, --quiet', 'no messages on stderr');
+    withHttpOptions(
+      cmd
+        .option('--repo <owner/name>', 'repository (default: $GITHUB_REPOSITORY)')
+        .option('--api-url <url>', 'GitHub REST API URL (default: $GITHUB_API_URL or https://api.github.com)')
+        .option('--token <token>', 'API token (default: $GITHUB_TOKEN, else $ACTIONS_RUNTIME_TOKEN)'),
+    ).option('-q, --quiet', 'no messages on stderr');
 
   const run =
     <A extends unknown[]>(name: string, fn: (ctx: CommandContext, ...args: A) => Promise<number>) =>
