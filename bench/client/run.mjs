@@ -3,9 +3,11 @@
 // of the CLI for a large blob. Needs `pnpm build` first. Writes bench/.out/client-<time>.json and prints a
 // Markdown table.
 //
-//   node bench/client/run.mjs [--size 1G] [--rate 20M] [--repeat 5] [--rss-size 5G] [--keep] [--no-doc]
+//   node bench/client/run.mjs [--size 1G] [--rate 20M] [--repeat 5] [--rss-size 5G] [--only put|get]
+//                             [--skip-throttled] [--keep] [--no-doc]
 //
-// Unless --no-doc, the "Client" section of docs/benchmarks.md between its markers is replaced.
+// Unless --no-doc, the "Client" section of docs/benchmarks.md between its markers is replaced. --only and
+// --skip-throttled (for trying a change quickly) measure a part of the table and never write the doc.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -31,6 +33,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '20M' },
     repeat: { type: 'string', default: '5' },
     'rss-size': { type: 'string', default: '5G' },
+    only: { type: 'string' },
+    'skip-throttled': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'no-doc': { type: 'boolean', default: false },
   },
@@ -45,6 +49,8 @@ const RATE = parseSize(args.rate);
 const REPEAT = Number(args.repeat);
 const RSS_SIZE = parseSize(args['rss-size']);
 const MiB = 1024 * 1024;
+if (args.only !== undefined && args.only !== 'put' && args.only !== 'get') throw new Error('--only put|get');
+const PARTIAL = args.only !== undefined || args['skip-throttled'];
 
 const work = await mkdtemp(join(tmpdir(), 'gha-client-bench-'));
 const log = (m) => process.stderr.write(`${m}\n`);
@@ -62,11 +68,11 @@ async function sha256(file) {
   return h.digest('hex');
 }
 
-/** Runs a command under /usr/bin/time; returns { code, stdout, stderr, maxRssKiB, wallMs }. */
+/** Runs a command under /usr/bin/time; returns { code, stdout, stderr, maxRssKiB, cpuS, wallMs }. */
 function run(cmd, argv, env = {}) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'MAXRSS %M', cmd, ...argv], {
+    const child = spawn('/usr/bin/time', ['-f', 'MAXRSS %M CPU %U %S', cmd, ...argv], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -80,12 +86,13 @@ function run(cmd, argv, env = {}) {
     });
     child.on('error', reject);
     child.on('close', (code) => {
-      const m = /MAXRSS (\d+)/.exec(stderr);
+      const m = /MAXRSS (\d+) CPU ([\d.]+) ([\d.]+)/.exec(stderr);
       resolve({
         code,
         stdout,
         stderr,
         maxRssKiB: m ? Number(m[1]) : undefined,
+        cpuS: m ? Number(m[2]) + Number(m[3]) : undefined,
         wallMs: performance.now() - t0,
       });
     });
@@ -162,7 +169,7 @@ async function ghaPut(base, key, src = file) {
     token,
   ]);
   if (r.code !== 0) throw new Error(`gha-cache put failed: ${r.stderr}`);
-  return { ms: jsonLine(r.stdout).durationMs, rssKiB: r.maxRssKiB };
+  return { ms: jsonLine(r.stdout).durationMs, rssKiB: r.maxRssKiB, cpuS: r.cpuS };
 }
 
 async function ghaGet(base, key, out) {
@@ -180,7 +187,7 @@ async function ghaGet(base, key, out) {
   ]);
   if (r.code !== 0) throw new Error(`gha-cache get failed: ${r.stderr}`);
   const res = out === '-' ? jsonLine(r.stderr.replace(/MAXRSS.*/, '')) : jsonLine(r.stdout);
-  return { ms: res.durationMs, rssKiB: r.maxRssKiB };
+  return { ms: res.durationMs, rssKiB: r.maxRssKiB, cpuS: r.cpuS };
 }
 
 async function signedUrl(base, key) {
@@ -225,7 +232,7 @@ async function jsUpload(base, key) {
     const r = await run(process.execPath, [join(here, 'actions-upload.mjs'), url, file]);
     if (r.code !== 0) throw new Error(`actions upload failed: ${r.stderr}`);
     await svc.finalizeCacheEntryUpload({ key, version: client.RAW_BLOB_VERSION, sizeBytes: SIZE });
-    return { ms: jsonLine(r.stderr.replace(/MAXRSS.*/, '')).ms, rssKiB: r.maxRssKiB };
+    return { ms: jsonLine(r.stderr.replace(/MAXRSS.*/, '')).ms, rssKiB: r.maxRssKiB, cpuS: r.cpuS };
   } finally {
     await close();
   }
@@ -235,14 +242,14 @@ async function jsDownload(base, key, out) {
   const url = await signedUrl(base, key);
   const r = await run(process.execPath, [join(here, 'actions-download.mjs'), url, out]);
   if (r.code !== 0) throw new Error(`actions download failed: ${r.stderr}`);
-  return { ms: jsonLine(r.stderr.replace(/MAXRSS.*/, '')).ms, rssKiB: r.maxRssKiB };
+  return { ms: jsonLine(r.stderr.replace(/MAXRSS.*/, '')).ms, rssKiB: r.maxRssKiB, cpuS: r.cpuS };
 }
 
 async function curlDownload(base, key, out) {
   const url = await signedUrl(base, key);
   const r = await run('curl', ['-sS', '-o', out, '-w', '%{time_total}', url]);
   if (r.code !== 0) throw new Error(`curl failed: ${r.stderr}`);
-  return { ms: Number(r.stdout.trim()) * 1000, rssKiB: r.maxRssKiB };
+  return { ms: Number(r.stdout.trim()) * 1000, rssKiB: r.maxRssKiB, cpuS: r.cpuS };
 }
 
 async function checkOut(out) {
@@ -274,7 +281,7 @@ const rotate = (xs, n) => xs.map((_, i) => xs[(i + n) % xs.length]);
 
 for (const [name, base, repeat] of [
   ['unthrottled', mock.url, REPEAT],
-  ['throttled', proxy.url, 1],
+  ...(args['skip-throttled'] ? [] : [['throttled', proxy.url, 1]]),
 ]) {
   // Tools are interleaved within each round, in a rotating order, and dirty pages are flushed and the
   // mock idle before every run, so no tool pays for another's disk writeback or always goes first.
@@ -283,24 +290,31 @@ for (const [name, base, repeat] of [
     runs[label] ??= [];
     runs[label].push(r);
     log(
-      `${name} ${label}: ${mibps(SIZE, r.ms).toFixed(1)} MiB/s (${(r.ms / 1000).toFixed(2)} s, RSS ${((r.rssKiB ?? 0) / 1024).toFixed(0)} MiB)`,
+      `${name} ${label}: ${mibps(SIZE, r.ms).toFixed(1)} MiB/s (${(r.ms / 1000).toFixed(2)} s, CPU ${r.cpuS?.toFixed(2)} s, RSS ${((r.rssKiB ?? 0) / 1024).toFixed(0)} MiB)`,
     );
   };
   const out = join(work, 'out.bin');
   let key;
+  if (args.only === 'get') {
+    key = `bench-${name}-${seq++}`;
+    await ghaPut(base, key);
+  }
   for (let i = 0; i < repeat; i++) {
-    for (const [label, put] of rotate(
-      [
-        ['gha-cache put', (k) => ghaPut(base, k)],
-        ['@actions/cache upload', (k) => jsUpload(base, k)],
-      ],
-      i,
-    )) {
-      await sync();
-      const k = `bench-${name}-${seq++}`;
-      if (label === 'gha-cache put') key ??= k;
-      record(label, await put(k));
+    if (args.only !== 'get') {
+      for (const [label, put] of rotate(
+        [
+          ['gha-cache put', (k) => ghaPut(base, k)],
+          ['@actions/cache upload', (k) => jsUpload(base, k)],
+        ],
+        i,
+      )) {
+        await sync();
+        const k = `bench-${name}-${seq++}`;
+        if (label === 'gha-cache put') key ??= k;
+        record(label, await put(k));
+      }
     }
+    if (args.only === 'put') continue;
     for (const [label, fn] of rotate(
       [
         ['gha-cache get', ghaGet],
@@ -322,6 +336,7 @@ for (const [name, base, repeat] of [
       ms,
       mibps: mibps(SIZE, ms),
       runs: rs.map((r) => Math.round(r.ms)),
+      cpuS: median(rs.map((r) => r.cpuS ?? 0)),
       maxRssMiB: Math.max(...rs.map((r) => (r.rssKiB ?? 0) / 1024)),
     };
   }
@@ -369,7 +384,7 @@ const rows = [];
 for (const [name, sc] of Object.entries(results.scenarios)) {
   for (const [label, r] of Object.entries(sc)) {
     rows.push(
-      `| ${name} | ${label} | ${r.mibps.toFixed(1)} | ${(r.ms / 1000).toFixed(2)} | ${r.maxRssMiB.toFixed(0)} |`,
+      `| ${name} | ${label} | ${r.mibps.toFixed(1)} | ${(r.ms / 1000).toFixed(2)} | ${r.cpuS.toFixed(2)} | ${r.maxRssMiB.toFixed(0)} |`,
     );
   }
 }
@@ -382,16 +397,20 @@ const maxRss = rss ? Math.max(rss.putFileMiB, rss.getFileMiB, rss.getStdoutMiB, 
 const markdown = [
   `Measured ${new Date().toISOString().slice(0, 16)}Z on ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}; load average ${results.loadAvgBefore.toFixed(2)} before, ${results.loadAvgAfter.toFixed(2)} after (the mock, the proxy and the client share the cores).`,
   '',
-  `Blob of ${(SIZE / MiB).toFixed(0)} MiB on loopback against the mock (its CLI, own process, fs storage). "throttled" goes through a proxy capping each connection at ${RATE / MiB} MiB/s per direction. Median of ${REPEAT} interleaved runs unthrottled, 1 run throttled; \`sync\` before every run; every download is checked by SHA-256. Times exclude process start-up: \`gha-cache\` reports its own \`durationMs\` (Twirp calls included), \`@actions/cache\` 6.3.0 is timed around its internal \`uploadCacheArchiveSDK\` (Azure SDK, 64 MiB × 8) and \`downloadCacheHttpClient\` (its path for non-Azure hosts: one GET), curl by \`time_total\`.`,
+  `Blob of ${(SIZE / MiB).toFixed(0)} MiB on loopback against the mock (its CLI, own process, fs storage). "throttled" goes through a proxy capping each connection at ${RATE / MiB} MiB/s per direction. Median of ${REPEAT} interleaved runs unthrottled, 1 run throttled; \`sync\` before every run; every download is checked by SHA-256. Times exclude process start-up: \`gha-cache\` reports its own \`durationMs\` (Twirp calls included), \`@actions/cache\` 6.3.0 is timed around its internal \`uploadCacheArchiveSDK\` (Azure SDK, 64 MiB × 8) and \`downloadCacheHttpClient\` (its path for non-Azure hosts: one GET), curl by \`time_total\`. CPU s is user + system time of the whole client process (start-up included).`,
   '',
-  '| scenario | tool | MiB/s | s | peak RSS MiB |',
-  '|---|---|---|---|---|',
+  '| scenario | tool | MiB/s | s | CPU s | peak RSS MiB |',
+  '|---|---|---|---|---|---|',
   ...rows,
   '',
-  `- \`gha-cache get\` vs \`@actions/cache\` download, throttled: ${check(ratio(t['gha-cache get'], t['@actions/cache download']), 4)}`,
-  `- \`gha-cache get\` vs \`@actions/cache\` download, unthrottled: ${check(ratio(u['gha-cache get'], u['@actions/cache download']), 1)}`,
-  `- \`gha-cache get\` vs curl, unthrottled: ${check(ratio(u['gha-cache get'], u.curl), 0.7)}`,
-  `- \`gha-cache put\` vs \`@actions/cache\` upload: unthrottled ${check(ratio(u['gha-cache put'], u['@actions/cache upload']), 1)}, throttled ${check(ratio(t['gha-cache put'], t['@actions/cache upload']), 1)}`,
+  ...(PARTIAL
+    ? []
+    : [
+        `- \`gha-cache get\` vs \`@actions/cache\` download, throttled: ${check(ratio(t['gha-cache get'], t['@actions/cache download']), 4)}`,
+        `- \`gha-cache get\` vs \`@actions/cache\` download, unthrottled: ${check(ratio(u['gha-cache get'], u['@actions/cache download']), 1)}`,
+        `- \`gha-cache get\` vs curl, unthrottled: ${check(ratio(u['gha-cache get'], u.curl), 0.7)}`,
+        `- \`gha-cache put\` vs \`@actions/cache\` upload: unthrottled ${check(ratio(u['gha-cache put'], u['@actions/cache upload']), 1)}, throttled ${check(ratio(t['gha-cache put'], t['@actions/cache upload']), 1)}`,
+      ]),
   rss
     ? `- CLI peak RSS with a ${(RSS_SIZE / 1024 ** 3).toFixed(1)} GiB blob: put file ${rss.putFileMiB.toFixed(0)} MiB, get file ${rss.getFileMiB.toFixed(0)} MiB, get to stdout ${rss.getStdoutMiB.toFixed(0)} MiB, put from stdin ${rss.putStdinMiB.toFixed(0)} MiB (target ≤ 300 MB = 286 MiB: ${maxRss <= 286 ? 'met' : 'NOT met'}); put ${rss.putMibps.toFixed(0)} MiB/s, get ${rss.getMibps.toFixed(0)} MiB/s`
     : '',
@@ -402,7 +421,7 @@ process.stdout.write(`${markdown}\n`);
 
 const BEGIN = '<!-- client-bench:begin (generated by bench/client/run.mjs) -->';
 const END = '<!-- client-bench:end -->';
-if (!args['no-doc']) {
+if (!args['no-doc'] && !PARTIAL) {
   const file = join(here, '..', '..', 'docs', 'benchmarks.md');
   let doc;
   try {

@@ -1,10 +1,12 @@
 /**
  * A loopback HTTP proxy in front of a real service that records requests and can cut a response's
- * connection after N body bytes (a dropped connection mid-range), or answer with a canned status.
+ * connection after N body bytes (a dropped connection mid-range), cut a request's connection after N
+ * body bytes (a dropped upload), slow request bodies down, or answer with a canned status.
  * For Azurite, which has no fault seam; against the mock prefer its own fault rules (`mock.faults`).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
 
 export interface SeenRequest {
   method: string;
@@ -15,7 +17,11 @@ export interface SeenRequest {
 interface Rule {
   match: (req: SeenRequest) => boolean;
   remaining: number;
-  action: { dropAfterBytes: number } | { status: number; body: string; headers?: Record<string, string> };
+  action:
+    | { dropAfterBytes: number }
+    | { cutRequestAfterBytes: number }
+    | { requestBytesPerSecond: number }
+    | { status: number; body: string; headers?: Record<string, string> };
 }
 
 export interface FaultProxy {
@@ -24,6 +30,10 @@ export interface FaultProxy {
   requests: SeenRequest[];
   /** Cuts the connection after `bytes` response-body bytes for the next `times` matching requests. */
   dropAfter(match: (req: SeenRequest) => boolean, bytes: number, times?: number): void;
+  /** Cuts the connection after `bytes` request-body bytes (an upload dropped mid-body). */
+  cutRequestAfter(match: (req: SeenRequest) => boolean, bytes: number, times?: number): void;
+  /** Forwards the request bodies of the next `times` matching requests at `bytesPerSecond`. */
+  slowRequests(match: (req: SeenRequest) => boolean, bytesPerSecond: number, times?: number): void;
   /** Answers the next `times` matching requests with `status` instead of forwarding them. */
   respond(
     match: (req: SeenRequest) => boolean,
@@ -83,7 +93,27 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       },
     );
     up.on('error', () => res.destroy());
-    req.pipe(up);
+    if (rule && 'cutRequestAfterBytes' in rule.action) {
+      let left = rule.action.cutRequestAfterBytes;
+      req.on('data', (chunk: Buffer) => {
+        left -= chunk.length;
+        if (left <= 0) {
+          req.socket.destroy();
+          up.destroy();
+        }
+      });
+    }
+    if (rule && 'requestBytesPerSecond' in rule.action) {
+      const rate = rule.action.requestBytesPerSecond;
+      const slow = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          setTimeout(() => done(null, chunk), (chunk.length / rate) * 1000);
+        },
+      });
+      req.pipe(slow).pipe(up);
+    } else {
+      req.pipe(up);
+    }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
@@ -92,6 +122,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     requests,
     dropAfter(match, bytes, times = 1) {
       rules.push({ match, remaining: times, action: { dropAfterBytes: bytes } });
+    },
+    cutRequestAfter(match, bytes, times = 1) {
+      rules.push({ match, remaining: times, action: { cutRequestAfterBytes: bytes } });
+    },
+    slowRequests(match, bytesPerSecond, times = Number.POSITIVE_INFINITY) {
+      rules.push({ match, remaining: times, action: { requestBytesPerSecond: bytesPerSecond } });
     },
     respond(match, status, body = '', times = 1, headers) {
       rules.push({ match, remaining: times, action: { status, body, ...(headers ? { headers } : {}) } });

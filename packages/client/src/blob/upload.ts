@@ -4,8 +4,8 @@
  * Put Block List in index order.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { close, fstat, open, read } from 'node:fs';
+import { promisify } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { toCacheError, ValidationError } from '../errors.js';
 import { replayable } from '../http/retry.js';
@@ -19,6 +19,11 @@ import {
 } from './common.js';
 
 const MiB = 1024 * 1024;
+/**
+ * Piece of a body handed to undici. It must stay larger than the socket's high-water mark (undici uses
+ * 64 KiB), so that every write returns false and undici waits for 'drain' before it asks for the next one:
+ * file blocks reuse one buffer on that guarantee.
+ */
 const CHUNK = MiB;
 /** Smallest block used for streams of unknown length. */
 const MIN_STREAM_BLOCK = 4 * MiB;
@@ -92,11 +97,57 @@ function body(read: () => AsyncIterable<Uint8Array>, progress: Progress): AsyncI
   });
 }
 
-function fileRange(path: string, start: number, length: number): () => AsyncIterable<Uint8Array> {
-  return () =>
-    length === 0
-      ? (async function* () {})()
-      : createReadStream(path, { start, end: start + length - 1, highWaterMark: CHUNK });
+const readAt = (fd: number, buf: Buffer, length: number, position: number) =>
+  new Promise<number>((resolve, reject) =>
+    read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+const openFile = promisify(open);
+const closeFile = promisify(close);
+const fstatFile = promisify(fstat);
+
+/** Chunk buffers of one file upload, reused from block to block: no fresh memory, no garbage per chunk. */
+class ChunkPool {
+  readonly #free: Buffer[] = [];
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafe(CHUNK);
+  }
+  give(buf: Buffer): void {
+    this.#free.push(buf);
+  }
+}
+
+/** One block of an open file, read in {@link CHUNK} pieces into one pooled buffer. */
+interface FileBlock {
+  read: () => AsyncIterable<Uint8Array>;
+  /** After the block's 2xx: the server has every byte, so no socket holds the buffer any more. */
+  sent: () => void;
+}
+
+/**
+ * Each piece is read into the same buffer: the generator resumes only once undici has seen the socket drain
+ * the previous piece (see {@link CHUNK}) or close. A replay reads into a fresh buffer, since the failed
+ * attempt's socket may not be done with the pooled one, which then is left to the garbage collector.
+ */
+function fileBlock(fd: number, start: number, length: number, pool: ChunkPool): FileBlock {
+  let pooled: Buffer | undefined;
+  let reads = 0;
+  return {
+    async *read() {
+      if (length === 0) return;
+      pooled = reads++ === 0 ? pool.take() : undefined;
+      const buf = pooled ?? Buffer.allocUnsafe(CHUNK);
+      for (let off = 0; off < length; ) {
+        const n = await readAt(fd, buf, Math.min(CHUNK, length - off), start + off);
+        if (n === 0) throw new ValidationError('the file shrank during the upload');
+        off += n;
+        yield buf.subarray(0, n);
+      }
+    },
+    sent() {
+      if (reads === 1 && pooled !== undefined) pool.give(pooled);
+      pooled = undefined;
+    },
+  };
 }
 
 function bufferChunks(buffers: readonly Uint8Array[]): () => AsyncIterable<Uint8Array> {
@@ -138,35 +189,61 @@ export async function uploadBlob(
   const abort = linkedAbort(options.signal);
   try {
     if ('stream' in source) return await uploadStream(url, source.stream, options, abort);
-    const size = 'path' in source ? (await stat(source.path)).size : source.data.byteLength;
-    const range =
-      'path' in source
-        ? (start: number, length: number) => fileRange(source.path, start, length)
-        : (start: number, length: number) => bufferChunks([source.data.subarray(start, start + length)]);
-    const progress = new Progress(size, options.onProgress);
-    if (size <= options.maxSingleShotBytes) {
-      await putBlob(url, body(range(0, size), progress), size, options, abort.signal);
-      return { sizeBytes: size, blockCount: 0 };
+    if ('data' in source) {
+      const { data } = source;
+      return await uploadBlocks(url, data.byteLength, options, abort, (start, length) => ({
+        read: bufferChunks([data.subarray(start, start + length)]),
+        sent: () => {},
+      }));
     }
-    const blockSize = Math.max(options.blockSizeBytes, Math.ceil(size / MAX_BLOCKS));
-    const count = Math.ceil(size / blockSize);
-    const prefix = randomUUID();
-    const ids = Array.from({ length: count }, (_, i) => blockId(prefix, i));
-    await runPool(
-      count,
-      options.concurrency,
-      async (i) => {
-        const start = i * blockSize;
-        const length = Math.min(blockSize, size - start);
-        await putBlock(url, ids[i]!, body(range(start, length), progress), length, options, abort.signal);
-      },
-      abort,
-    );
-    await putBlockList(url, ids, options, abort.signal);
-    return { sizeBytes: size, blockCount: count };
+    const fd = await openFile(source.path, 'r');
+    try {
+      const pool = new ChunkPool();
+      const { size } = await fstatFile(fd);
+      return await uploadBlocks(url, size, options, abort, (start, length) =>
+        fileBlock(fd, start, length, pool),
+      );
+    } finally {
+      await closeFile(fd);
+    }
   } catch (err) {
     throw options.signal?.aborted ? toCacheError(options.signal.reason ?? err) : toCacheError(err);
   }
+}
+
+/** A source of known size: one Put Blob up to `maxSingleShotBytes`, else parallel Put Block + Put Block List. */
+async function uploadBlocks(
+  url: string,
+  size: number,
+  options: UploadBlobOptions,
+  abort: AbortController,
+  range: (start: number, length: number) => FileBlock,
+): Promise<UploadResult> {
+  const progress = new Progress(size, options.onProgress);
+  if (size <= options.maxSingleShotBytes) {
+    const whole = range(0, size);
+    await putBlob(url, body(whole.read, progress), size, options, abort.signal);
+    whole.sent();
+    return { sizeBytes: size, blockCount: 0 };
+  }
+  const blockSize = Math.max(options.blockSizeBytes, Math.ceil(size / MAX_BLOCKS));
+  const count = Math.ceil(size / blockSize);
+  const prefix = randomUUID();
+  const ids = Array.from({ length: count }, (_, i) => blockId(prefix, i));
+  await runPool(
+    count,
+    options.concurrency,
+    async (i) => {
+      const start = i * blockSize;
+      const length = Math.min(blockSize, size - start);
+      const block = range(start, length);
+      await putBlock(url, ids[i]!, body(block.read, progress), length, options, abort.signal);
+      block.sent();
+    },
+    abort,
+  );
+  await putBlockList(url, ids, options, abort.signal);
+  return { sizeBytes: size, blockCount: count };
 }
 
 async function uploadStream(
