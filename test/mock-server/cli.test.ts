@@ -164,7 +164,7 @@ describe('request log', () => {
       await (await fetch(hit.json.signed_download_url as string)).text();
       await twirp(mock.url, mock.token, 'GetCacheEntryDownloadURL', { key: 'nothing', version: 'v' });
 
-      const lines = mock.requests();
+      const lines = await mock.waitForRequests(6);
       expect(lines).toHaveLength(6);
       for (const l of lines) {
         expect(typeof l.status).toBe('number');

@@ -21,6 +21,11 @@ export interface TestMock extends MockServer {
   dataDir: string;
   /** Request-log lines so far (msg === 'request'). */
   requests(): LogLine[];
+  /**
+   * The request-log lines once there are at least `count`: a line is written after its response is sent,
+   * so a client can hold the last response before the mock has logged it.
+   */
+  waitForRequests(count: number, timeoutMs?: number): Promise<LogLine[]>;
   /** Closes the server and removes its data dir. */
   dispose(): Promise<void>;
 }
@@ -29,6 +34,8 @@ export interface TestMock extends MockServer {
 export async function startTestMock(options: MockServerOptions = {}): Promise<TestMock> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gha-mock-')));
   const lines: LogLine[] = [];
+  const requests = () => lines.filter((l) => l.msg === 'request');
+  let onLine = () => {};
   const mock = await startMockServer({
     dataDir,
     ...options,
@@ -37,13 +44,28 @@ export async function startTestMock(options: MockServerOptions = {}): Promise<Te
       stream: {
         write: (line: string) => {
           lines.push(JSON.parse(line) as LogLine);
+          onLine();
         },
       },
     },
   });
   return Object.assign(mock, {
     dataDir,
-    requests: () => lines.filter((l) => l.msg === 'request'),
+    requests,
+    waitForRequests: (count: number, timeoutMs = 10_000) =>
+      new Promise<LogLine[]>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          onLine = () => {};
+          reject(new Error(`${requests().length} request-log lines after ${timeoutMs} ms, expected ${count}`));
+        }, timeoutMs);
+        onLine = () => {
+          if (requests().length < count) return;
+          clearTimeout(timer);
+          onLine = () => {};
+          resolve(requests());
+        };
+        onLine();
+      }),
     dispose: async () => {
       await mock.close();
       await rm(dataDir, { recursive: true, force: true });
