@@ -56,7 +56,9 @@ export async function startTestMock(options: MockServerOptions = {}): Promise<Te
       new Promise<LogLine[]>((resolve, reject) => {
         const timer = setTimeout(() => {
           onLine = () => {};
-          reject(new Error(`${requests().length} request-log lines after ${timeoutMs} ms, expected ${count}`));
+          reject(
+            new Error(`${requests().length} request-log lines after ${timeoutMs} ms, expected ${count}`),
+          );
         }, timeoutMs);
         onLine = () => {
           if (requests().length < count) return;
