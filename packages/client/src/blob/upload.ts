@@ -120,19 +120,38 @@ class BufferPool {
   }
 }
 
-/** One block of an open file, read in {@link CHUNK} pieces into one pooled buffer. */
-interface FileBlock {
+/** The bytes of one block (or of a whole blob), replayable, and a hook for after the server took them. */
+interface BlockBody {
   read: () => AsyncIterable<Uint8Array>;
   /** After the block's 2xx: the server has every byte, so no socket holds the buffer any more. */
   sent: () => void;
 }
 
 /**
- * Each piece is read into the same buffer: the generator resumes only once undici has seen the socket drain
- * the previous piece (see {@link CHUNK}) or close. A replay reads into a fresh buffer, since the failed
- * attempt's socket may not be done with the pooled one, which then is left to the garbage collector.
+ * A block already in memory. With a pool, its buffer goes back to it after a 2xx on the first send; a block
+ * that needed a replay is left to the garbage collector (the failed attempt's socket may still hold it).
  */
-function fileBlock(fd: number, start: number, length: number, pool: BufferPool): FileBlock {
+function memoryBlock(data: Buffer, pool?: BufferPool): BlockBody {
+  let sends = 0;
+  const chunks = bufferChunks([data]);
+  return {
+    read: () => {
+      sends++;
+      return chunks();
+    },
+    sent() {
+      if (sends === 1 && data.byteLength === pool?.size) pool.give(data);
+    },
+  };
+}
+
+/**
+ * One block of an open file, read in {@link CHUNK} pieces into one pooled buffer: the generator resumes only
+ * once undici has seen the socket drain the previous piece (see {@link CHUNK}) or close. A replay reads into
+ * a fresh buffer, since the failed attempt's socket may not be done with the pooled one, which then is left
+ * to the garbage collector.
+ */
+function fileBlock(fd: number, start: number, length: number, pool: BufferPool): BlockBody {
   let pooled: Buffer | undefined;
   let reads = 0;
   return {
@@ -195,11 +214,10 @@ export async function uploadBlob(
   try {
     if ('stream' in source) return await uploadStream(url, source.stream, options, abort);
     if ('data' in source) {
-      const { data } = source;
-      return await uploadBlocks(url, data.byteLength, options, abort, (start, length) => ({
-        read: bufferChunks([data.subarray(start, start + length)]),
-        sent: () => {},
-      }));
+      const data = Buffer.from(source.data.buffer, source.data.byteOffset, source.data.byteLength);
+      return await uploadBlocks(url, data.byteLength, options, abort, (start, length) =>
+        memoryBlock(data.subarray(start, start + length)),
+      );
     }
     const fd = await openFile(source.path, 'r');
     try {
@@ -222,7 +240,7 @@ async function uploadBlocks(
   size: number,
   options: UploadBlobOptions,
   abort: AbortController,
-  range: (start: number, length: number) => FileBlock,
+  range: (start: number, length: number) => BlockBody,
 ): Promise<UploadResult> {
   const progress = new Progress(size, options.onProgress);
   if (size <= options.maxSingleShotBytes) {
@@ -299,10 +317,9 @@ async function uploadStream(
   const stage = (data: Buffer): Promise<void> => {
     const id = blockId(prefix, ids.length);
     ids.push(id);
-    const p = putBlock(url, id, body(bufferChunks([data]), progress), data.byteLength, options, abort.signal)
-      .then(() => {
-        if (data.byteLength === pool.size) pool.give(data);
-      })
+    const block = memoryBlock(data, pool);
+    const p = putBlock(url, id, body(block.read, progress), data.byteLength, options, abort.signal)
+      .then(block.sent)
       .catch((err: unknown) => {
         if (failure === undefined) {
           failure = err;
