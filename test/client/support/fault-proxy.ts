@@ -126,7 +126,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     cutRequestAfter(match, bytes, times = 1) {
       rules.push({ match, remaining: times, action: { cutRequestAfterBytes: bytes } });
     },
-    slowRequests(match, bytesPerSecond, times = Number.POSITIVE_INFINITY) {
+    slowRequests(match, bytesPerSecond, times = 1) {
       rules.push({ match, remaining: times, action: { requestBytesPerSecond: bytesPerSecond } });
     },
     respond(match, status, body = '', times = 1, headers) {
