@@ -125,34 +125,32 @@ describe('upload against Azurite', () => {
     expect(progress.at(-1)).toBe(data.length);
   });
 
+  /** Writes `data` to a file and uploads it as blob `name` through the fault proxy, 2 blocks at a time. */
+  async function uploadFileViaProxy(name: string, data: Buffer, blockSizeBytes: number) {
+    const file = join(dir, `${name}.bin`);
+    await writeFile(file, data);
+    const url = azurite.sasUrl(CONTAINER, name, 'cw', 600, `${proxy.origin}/devstoreaccount1`);
+    return uploadBlob(
+      url,
+      { path: file },
+      upOpts({ blockSizeBytes, maxSingleShotBytes: MiB, concurrency: 2 }),
+    );
+  }
+
   it('file blocks of several read chunks keep their bytes through slow connections (buffers reused)', async () => {
     // Each block is read into one reused buffer, chunk after chunk; a slow reader keeps the socket's
     // buffers full, so a chunk overwritten before it left the socket would show in the blob.
     const data = randomBytes(2 * 12 * MiB + 54321);
-    const file = join(dir, 'slow.bin');
-    await writeFile(file, data);
     proxy.slowRequests((r) => r.url.includes('/slow?') && r.url.includes('comp=block&'), 12 * MiB, 3);
-    const url = azurite.sasUrl(CONTAINER, 'slow', 'cw', 600, `${proxy.origin}/${'devstoreaccount1'}`);
-    const result = await uploadBlob(
-      url,
-      { path: file },
-      upOpts({ blockSizeBytes: 12 * MiB, maxSingleShotBytes: MiB, concurrency: 2 }),
-    );
+    const result = await uploadFileViaProxy('slow', data, 12 * MiB);
     expect(result).toEqual({ sizeBytes: data.length, blockCount: 3 });
     expect((await blobContent('slow')).equals(data)).toBe(true);
   });
 
   it('a file block whose connection drops mid-body is sent again from the file', async () => {
     const data = randomBytes(2 * 3 * MiB);
-    const file = join(dir, 'cut.bin');
-    await writeFile(file, data);
     proxy.cutRequestAfter((r) => r.url.includes('/cut?') && r.url.includes('comp=block&'), 1.5 * MiB, 2);
-    const url = azurite.sasUrl(CONTAINER, 'cut', 'cw', 600, `${proxy.origin}/${'devstoreaccount1'}`);
-    const result = await uploadBlob(
-      url,
-      { path: file },
-      upOpts({ blockSizeBytes: 3 * MiB, maxSingleShotBytes: MiB, concurrency: 2 }),
-    );
+    const result = await uploadFileViaProxy('cut', data, 3 * MiB);
     expect(result.blockCount).toBe(2);
     expect((await blobContent('cut')).equals(data)).toBe(true);
     expect(events.filter((e) => e.label === 'PutBlock').reduce((n, e) => n + e.retries.length, 0)).toBe(2);
