@@ -32,6 +32,7 @@ import {
 import autocannon from 'autocannon';
 import { cpuSecondsOf, waitForIdle } from './cpu.mjs';
 import { entryKey, entryPrefix, VERSION as LOOKUP_VERSION } from './lookup-keys.mjs';
+import { dropMockEntry } from './mock-admin.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -244,7 +245,6 @@ async function startMockTarget(name, label, main) {
     if (!r.ok) throw new Error(`CreateCacheEntry: ${JSON.stringify(r)}`);
     return r.signed_upload_url;
   };
-  const entryIds = new Map();
   mock.afterUpload = async (n) => {
     const r = await twirp(mock, 'FinalizeCacheEntryUpload', {
       key: `bench-blob-${n}`,
@@ -252,7 +252,6 @@ async function startMockTarget(name, label, main) {
       size_bytes: String(SIZE),
     });
     if (!r.ok) throw new Error(`FinalizeCacheEntryUpload: ${JSON.stringify(r)}`);
-    entryIds.set(n, r.entry_id);
   };
   mock.downloadUrl = async (n) => {
     const r = await twirp(mock, 'GetCacheEntryDownloadURL', {
@@ -264,20 +263,8 @@ async function startMockTarget(name, label, main) {
     return r.signed_download_url;
   };
   // Like the raw server and Azurite, drop the blob after its download so no target keeps more page
-  // cache than the others: delete the entry, then move the clock past its download URL's expiry (the
-  // admin API sweeps after an advance, which removes the retained blob).
-  mock.afterDownload = async (n) => {
-    const admin = (path, init) =>
-      fetch(`${mock.url}/_admin/${path}`, init).then((res) => {
-        if (!res.ok) throw new Error(`admin ${path}: ${res.status}`);
-      });
-    await admin(`entries/${entryIds.get(n)}`, { method: 'DELETE' });
-    await admin('clock/advance', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ by: '11m' }),
-    });
-  };
+  // cache than the others.
+  mock.afterDownload = (n) => dropMockEntry(mock.url, `bench-blob-${n}`);
   return mock;
 }
 

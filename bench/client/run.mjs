@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { waitForIdle } from '../cpu.mjs';
+import { dropMockEntry } from '../mock-admin.mjs';
 import { startThrottleProxy } from './throttle-proxy.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -252,26 +253,6 @@ async function curlDownload(base, key, out) {
   return { ms: Number(r.stdout.trim()) * 1000, rssKiB: r.maxRssKiB, cpuS: r.cpuS };
 }
 
-/**
- * Drops the entries of `key` and moves the mock's clock past their URLs' expiry, so their blobs go too
- * (untimed). Without it every round adds 2 GiB of page cache, and the next run to write fresh memory pays
- * for reclaiming it: the first download after the puts ran at a third of its speed, whichever tool it was.
- */
-async function dropEntry(key) {
-  const admin = async (path, init) => {
-    const res = await fetch(`${mock.url}/_admin/${path}`, init);
-    if (!res.ok) throw new Error(`admin ${path}: ${res.status}`);
-    return res.status === 204 ? undefined : res.json();
-  };
-  const { entries } = await admin(`entries?key=${encodeURIComponent(key)}`);
-  for (const e of entries) await admin(`entries/${e.id}`, { method: 'DELETE' });
-  await admin('clock/advance', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ by: '11m' }),
-  });
-}
-
 async function checkOut(out) {
   const s = await stat(out);
   if (s.size !== SIZE) throw new Error(`${out}: ${s.size} bytes, expected ${SIZE}`);
@@ -332,7 +313,7 @@ for (const [name, base, repeat] of [
         const k = `bench-${name}-${seq++}`;
         if (label === 'gha-cache put') key ??= k;
         record(label, await put(k));
-        if (k !== key) await dropEntry(k);
+        if (k !== key) await dropMockEntry(mock.url, k);
       }
     }
     if (args.only === 'put') continue;
@@ -350,7 +331,7 @@ for (const [name, base, repeat] of [
       record(label, r);
     }
   }
-  await dropEntry(key);
+  await dropMockEntry(mock.url, key);
   const s = {};
   for (const [label, rs] of Object.entries(runs)) {
     const ms = median(rs.map((r) => r.ms));

@@ -79,22 +79,42 @@ class Progress {
   }
 }
 
-/** A replayable body: each iteration re-reads the bytes, reporting progress (and undoing it on a replay). */
-function body(read: () => AsyncIterable<Uint8Array>, progress: Progress): AsyncIterable<Uint8Array> {
+/** The bytes of one block (or of a whole blob) and what to do once the server has them. */
+interface BlockBody {
+  /** The bytes from the start; `replay` is true on every send after the first. */
+  read: (replay: boolean) => AsyncIterable<Uint8Array>;
+  /** Called after a 2xx on the first send: no socket holds the block's buffers any more. */
+  release?: () => void;
+}
+
+/**
+ * Sends `block` through `request` as a replayable body that reports progress (undone on a replay). The
+ * block's buffers are released only after a 2xx on the first send: a failed attempt's socket may still
+ * hold them, so a block that needed a replay leaves its buffers to the garbage collector.
+ */
+async function send(
+  block: BlockBody,
+  progress: Progress,
+  request: (body: AsyncIterable<Uint8Array>) => Promise<void>,
+): Promise<void> {
+  let sends = 0;
   let counted = 0;
-  return replayable({
-    async *[Symbol.asyncIterator]() {
-      if (counted > 0) {
-        progress.add(-counted);
-        counted = 0;
-      }
-      for await (const chunk of read()) {
-        counted += chunk.byteLength;
-        progress.add(chunk.byteLength);
-        yield chunk;
-      }
-    },
-  });
+  await request(
+    replayable({
+      async *[Symbol.asyncIterator]() {
+        if (counted > 0) {
+          progress.add(-counted);
+          counted = 0;
+        }
+        for await (const chunk of block.read(sends++ > 0)) {
+          counted += chunk.byteLength;
+          progress.add(chunk.byteLength);
+          yield chunk;
+        }
+      },
+    }),
+  );
+  if (sends === 1) block.release?.();
 }
 
 const readAt = (fd: number, buf: Buffer, length: number, position: number) =>
@@ -120,45 +140,22 @@ class BufferPool {
   }
 }
 
-/** The bytes of one block (or of a whole blob), replayable, and a hook for after the server took them. */
-interface BlockBody {
-  read: () => AsyncIterable<Uint8Array>;
-  /** After the block's 2xx: the server has every byte, so no socket holds the buffer any more. */
-  sent: () => void;
-}
-
-/**
- * A block already in memory. With a pool, its buffer goes back to it after a 2xx on the first send; a block
- * that needed a replay is left to the garbage collector (the failed attempt's socket may still hold it).
- */
-function memoryBlock(data: Buffer, pool?: BufferPool): BlockBody {
-  let sends = 0;
-  const chunks = bufferChunks([data]);
-  return {
-    read: () => {
-      sends++;
-      return chunks();
-    },
-    sent() {
-      if (sends === 1 && data.byteLength === pool?.size) pool.give(data);
-    },
-  };
-}
-
 /**
  * One block of an open file, read in {@link CHUNK} pieces into one pooled buffer: the generator resumes only
  * once undici has seen the socket drain the previous piece (see {@link CHUNK}) or close. A replay reads into
- * a fresh buffer, since the failed attempt's socket may not be done with the pooled one, which then is left
- * to the garbage collector.
+ * a fresh buffer (see {@link send}).
  */
 function fileBlock(fd: number, start: number, length: number, pool: BufferPool): BlockBody {
   let pooled: Buffer | undefined;
-  let reads = 0;
   return {
-    async *read() {
+    async *read(replay) {
       if (length === 0) return;
-      pooled = reads++ === 0 ? pool.take() : undefined;
-      const buf = pooled ?? Buffer.allocUnsafe(CHUNK);
+      let buf: Buffer;
+      if (replay) buf = Buffer.allocUnsafe(CHUNK);
+      else {
+        pooled = pool.take();
+        buf = pooled;
+      }
       for (let off = 0; off < length; ) {
         const n = await readAt(fd, buf, Math.min(CHUNK, length - off), start + off);
         if (n === 0) throw new ValidationError('the file shrank during the upload');
@@ -166,8 +163,8 @@ function fileBlock(fd: number, start: number, length: number, pool: BufferPool):
         yield buf.subarray(0, n);
       }
     },
-    sent() {
-      if (reads === 1 && pooled !== undefined) pool.give(pooled);
+    release() {
+      if (pooled !== undefined) pool.give(pooled);
       pooled = undefined;
     },
   };
@@ -214,10 +211,10 @@ export async function uploadBlob(
   try {
     if ('stream' in source) return await uploadStream(url, source.stream, options, abort);
     if ('data' in source) {
-      const data = Buffer.from(source.data.buffer, source.data.byteOffset, source.data.byteLength);
-      return await uploadBlocks(url, data.byteLength, options, abort, (start, length) =>
-        memoryBlock(data.subarray(start, start + length)),
-      );
+      const { data } = source;
+      return await uploadBlocks(url, data.byteLength, options, abort, (start, length) => ({
+        read: bufferChunks([data.subarray(start, start + length)]),
+      }));
     }
     const fd = await openFile(source.path, 'r');
     try {
@@ -244,9 +241,7 @@ async function uploadBlocks(
 ): Promise<UploadResult> {
   const progress = new Progress(size, options.onProgress);
   if (size <= options.maxSingleShotBytes) {
-    const whole = range(0, size);
-    await putBlob(url, body(whole.read, progress), size, options, abort.signal);
-    whole.sent();
+    await send(range(0, size), progress, (body) => putBlob(url, body, size, options, abort.signal));
     return { sizeBytes: size, blockCount: 0 };
   }
   const blockSize = Math.max(options.blockSizeBytes, Math.ceil(size / MAX_BLOCKS));
@@ -259,9 +254,9 @@ async function uploadBlocks(
     async (i) => {
       const start = i * blockSize;
       const length = Math.min(blockSize, size - start);
-      const block = range(start, length);
-      await putBlock(url, ids[i]!, body(block.read, progress), length, options, abort.signal);
-      block.sent();
+      await send(range(start, length), progress, (body) =>
+        putBlock(url, ids[i]!, body, length, options, abort.signal),
+      );
     },
     abort,
   );
@@ -305,7 +300,9 @@ async function uploadStream(
     total += next.value.byteLength;
   }
   if (ended && total <= singleShotLimit) {
-    await putBlob(url, body(bufferChunks(head), progress), total, options, abort.signal);
+    await send({ read: bufferChunks(head) }, progress, (body) =>
+      putBlob(url, body, total, options, abort.signal),
+    );
     return { sizeBytes: total, blockCount: 0 };
   }
 
@@ -317,9 +314,13 @@ async function uploadStream(
   const stage = (data: Buffer): Promise<void> => {
     const id = blockId(prefix, ids.length);
     ids.push(id);
-    const block = memoryBlock(data, pool);
-    const p = putBlock(url, id, body(block.read, progress), data.byteLength, options, abort.signal)
-      .then(block.sent)
+    const block = {
+      read: bufferChunks([data]),
+      release: () => {
+        if (data.byteLength === pool.size) pool.give(data);
+      },
+    };
+    const p = send(block, progress, (body) => putBlock(url, id, body, data.byteLength, options, abort.signal))
       .catch((err: unknown) => {
         if (failure === undefined) {
           failure = err;
