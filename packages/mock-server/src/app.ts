@@ -22,18 +22,22 @@ import {
   type TrafficJournal,
   trafficRoutes,
 } from './journal/index.js';
+import { createMetrics } from './metrics/metrics.js';
+import { metricsPlugin } from './metrics/plugin.js';
 import { adminPlugin } from './plugins/admin.js';
 import { faultsPlugin } from './plugins/faults.js';
 import { restPlugin } from './plugins/rest.js';
 import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/twirp.js';
 import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
 import type { PolicySettings } from './policies/settings.js';
+import { buildReport, type InspectorRoutesOptions, inspectorRoutes } from './report/routes.js';
 import { createRepositoryRegistry } from './repositories.js';
 import { requestLogPlugin } from './request-log.js';
 import { createSeeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory.js';
 import type { CacheStorage } from './storage/types.js';
 import type { CacheServiceDeps } from './twirp/cache-service.js';
+import { uiPlugin } from './ui/plugin.js';
 
 export interface AppOptions {
   /** Where entries and blobs live. Default: a new memory storage. */
@@ -94,6 +98,8 @@ export interface AppOptions {
   readonly trafficLog?: string;
   /** A journal to report to instead of a new one (it is closed with the app). */
   readonly traffic?: TrafficJournal;
+  /** `GET /metrics` also carries Node.js process metrics. Default false (the CLI turns them on). */
+  readonly processMetrics?: boolean;
 }
 
 const MINUTE = 60_000;
@@ -187,6 +193,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     const removed = await policies.sweep(clock.now());
     if (removed.abandoned + removed.idle + removed.evicted > 0) app.log.info(removed, 'sweep');
   };
+  const repositoryName = (id: string) => repositories.byId(id)?.fullName;
+  const inspector: InspectorRoutesOptions = {
+    journal: traffic,
+    removals,
+    store: storage,
+    repositoryName,
+    repositoryId: (fullName: string) => repositories.byName(fullName)?.id,
+  };
   // The public face only: the RPCs reach the rest of the engine through `deps`.
   const mockPolicies: MockPolicies = { get: policies.get, update: policies.update, usage: policies.usage };
   const seed = createSeeder({ storage, clock, repositories });
@@ -202,6 +216,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     seed,
     faults,
     traffic,
+    report: () => buildReport(inspector),
   });
   let sweeper: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
@@ -245,6 +260,16 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     storage: noteRemovals(storage, removals, () => 'deleted-admin'),
   });
   await app.register(trafficRoutes, { prefix: '/_admin', journal: traffic });
+  await app.register(inspectorRoutes, { prefix: '/_admin', ...inspector });
+  const metrics = createMetrics({
+    journal: traffic,
+    removals,
+    usage: () => storage.listRepositoryUsage(),
+    repositoryName,
+    processMetrics: options.processMetrics ?? false,
+  });
+  await app.register(metricsPlugin, { metrics });
+  await app.register(uiPlugin);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -284,6 +309,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
+    metrics.close();
     await traffic.close();
     await storage.close();
   });

@@ -36,6 +36,8 @@ declare module 'fastify' {
       faults: FaultRegistry;
       /** Every request answered, with miss explanations: query, subscribe (see `TrafficJournal`). */
       traffic: TrafficJournal;
+      /** The Markdown summary of the traffic so far (`GET /_admin/report`). */
+      report(): Promise<string>;
     };
   }
 }
