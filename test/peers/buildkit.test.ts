@@ -130,7 +130,7 @@ const twirp = (requests: LogLine[], op: string) => requests.filter((r) => r.op =
 describe('BuildKit type=gha cache against the mock', () => {
   let first: BuildResult;
 
-  it('exports a FROM scratch + COPY build with mode=max: layers and index over JSON Twirp + Azure blobs', async () => {
+  it('C-92: exports a FROM scratch + COPY build with mode=max: layers and index over JSON Twirp + Azure blobs', async () => {
     first = await buildFresh('export', { exportCache: gha('main', ',mode=max') });
     expect(cachedSteps(first)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, false])));
     // GO speaks JSON only (§6.2); every request the mock saw succeeded.
@@ -153,7 +153,7 @@ describe('BuildKit type=gha cache against the mock', () => {
     });
   });
 
-  it('imports into an empty BuildKit state: every COPY layer is CACHED and the output is byte-identical', async () => {
+  it('C-92: imports into an empty BuildKit state: every COPY layer is CACHED and the output is byte-identical', async () => {
     const second = await buildFresh('import', { importCache: gha('main') });
     expect(cachedSteps(second)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
     expect(await digestTree(second.output)).toEqual(await digestTree(first.output));
