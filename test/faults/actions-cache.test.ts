@@ -1,6 +1,6 @@
 /**
  * The real `@actions/cache` 6.3.0 (npm) against mock-side fault rules: how it reacts to each fault class on the
- * Twirp API (wire spec §3.5): 5xx and non-JSON bodies are retried (3 s, then ×1.5 backoff), a 429 is a
+ * Twirp API (docs/protocol.md §3.5): 5xx and non-JSON bodies are retried (3 s, then ×1.5 backoff), a 429 is a
  * rate-limit warning with no retry.
  */
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -1,7 +1,7 @@
 /**
  * The real go-actions-cache (the library inside BuildKit's `type=gha`, pinned in
  * test/peers/go-actions-cache-faults/go.mod at BuildKit's version) against mock-side fault rules, through a
- * small Go program of ours that only calls its public API (wire spec §3.5, §4.11, §6.2): a 429 is retried
+ * small Go program of ours that only calls its public API (docs/protocol.md §3.5, §4.11, §6.2): a 429 is retried
  * after `Retry-After`, a 5xx fails at once, a blob 503 with `x-ms-retry-after-ms` is retried by azcore, and a
  * download URL answered 403 is reloaded with a fresh Get.
  */

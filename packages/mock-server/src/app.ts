@@ -12,7 +12,7 @@ import { blobPlugin, sendAzureError } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
 import { type Clock, createAdvanceableClock } from './clock.js';
 import type {} from './context.js';
-import { azureErrors, TwirpError } from './errors.js';
+import { azureErrors } from './errors.js';
 import { createFaultEngine, type FaultRuleInput } from './faults/index.js';
 import {
   createRemovalLedger,
@@ -34,7 +34,7 @@ import { buildReport, type InspectorRoutesOptions, inspectorRoutes } from './rep
 import { createRepositoryRegistry } from './repositories.js';
 import { requestLogPlugin } from './request-log.js';
 import { createSeeder } from './seed.js';
-import { createMemoryStorage } from './storage/memory.js';
+import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
 import type { CacheServiceDeps } from './twirp/cache-service.js';
 import { uiPlugin } from './ui/plugin.js';
@@ -197,7 +197,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const inspector: InspectorRoutesOptions = {
     journal: traffic,
     removals,
-    store: storage,
+    store: {
+      listEntries: (filter) => storage.metadata.listEntries(filter),
+      listRepositoryUsage: () => storage.metadata.listRepositoryUsage(),
+      openBlob: (blobId) => storage.blobs.openBlob(blobId),
+    },
     repositoryName,
     repositoryId: (fullName: string) => repositories.byName(fullName)?.id,
   };
@@ -228,7 +232,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // Before the request log: its line then carries the client, the outcome and a miss's reason.
   await app.register(journalPlugin, {
     journal: traffic,
-    store: storage,
+    store: storage.metadata,
     removals,
     repositories,
     clock,
@@ -240,7 +244,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(faultsPlugin, {
     engine: faults,
     blobRoute: `/${encodeURIComponent(accountName)}/${containerName}/:blobId`,
-    keyOfBlob: (blobId) => storage.findEntryByBlobId(blobId)?.key,
+    keyOfBlob: async (blobId) => (await storage.metadata.findEntryByBlobId(blobId))?.key,
     now: () => clock.now(),
   });
 
@@ -264,7 +268,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const metrics = createMetrics({
     journal: traffic,
     removals,
-    usage: () => storage.listRepositoryUsage(),
+    usage: () => storage.metadata.listRepositoryUsage(),
     repositoryName,
     processMetrics: options.processMetrics ?? false,
   });
@@ -279,14 +283,21 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       return sendTwirpError(reply, badRoute(`no handler for path "${path}"`, request));
     }
     if (path.includes('/_apis/artifactcache')) {
-      return sendTwirpError(
-        reply,
-        new TwirpError(
-          'bad_route',
-          'the cache service API v1 (_apis/artifactcache) is not supported: set ACTIONS_CACHE_SERVICE_V2=true',
-          { twirp_invalid_route: `${request.method} ${path}` },
-        ),
-      );
+      // Not a Twirp route: v1 clients read the v1 error shape, whose `message` go-actions-cache (BuildKit)
+      // prints instead of a bare `bad_route`, so the build log says what to change.
+      const msg =
+        'the cache service API v1 (_apis/artifactcache) is not supported: use v2 (set ACTIONS_CACHE_SERVICE_V2=true, or url_v2= for BuildKit)';
+      return reply
+        .code(404)
+        .type('application/json')
+        .send(
+          JSON.stringify({
+            code: 'bad_route',
+            msg,
+            message: msg,
+            meta: { twirp_invalid_route: `${request.method} ${path}` },
+          }),
+        );
     }
     return reply
       .code(404)
