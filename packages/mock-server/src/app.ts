@@ -21,6 +21,7 @@ import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
 import type { PolicySettings } from './policies/settings.js';
 import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
 import { requestLogPlugin } from './request-log.js';
+import { securityGuardPlugin } from './security/guard.js';
 import { createSeeder, type Seeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory.js';
 import type { CacheStorage } from './storage/types.js';
@@ -70,6 +71,16 @@ export interface AppOptions {
   readonly repositories?: Readonly<Record<string, string>>;
   /** The only credential the REST API accepts. Default: any `Authorization: Bearer|token <t>`. */
   readonly restToken?: string;
+  /**
+   * Bearer token the admin API, the UI's data and `/metrics` require (`Authorization: Bearer <t>`).
+   * Default: none (`startMockServer` generates one when it listens beyond loopback).
+   */
+  readonly adminToken?: string;
+  /**
+   * Host names the admin API, UI, metrics and REST API answer to, besides `localhost`, IP literals and
+   * `publicUrl`'s host; `.example.com` also accepts its subdomains. Other names get 421 (DNS rebinding).
+   */
+  readonly allowedHosts?: readonly string[];
   /** Largest Twirp request body. Default 1 MiB. */
   readonly twirpBodyLimitBytes?: number;
   /** Fault rules active from the start (see `app.mock.faults` and the README's "Faults"). Default none. */
@@ -210,6 +221,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }, everyMs).unref();
   });
   await app.register(requestLogPlugin);
+  // Before every route: it sorts requests by path, so routes added later are covered too.
+  await app.register(securityGuardPlugin, {
+    ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+    ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+  });
   await app.register(faultsPlugin, {
     engine: faults,
     blobRoute: `/${encodeURIComponent(accountName)}/${containerName}/:blobId`,
