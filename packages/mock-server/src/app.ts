@@ -20,7 +20,7 @@ import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/t
 import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
 import type { PolicySettings } from './policies/settings.js';
 import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
-import { requestLogPlugin } from './request-log.js';
+import { redactUrl, requestLogPlugin } from './request-log.js';
 import { securityGuardPlugin } from './security/guard.js';
 import { createSeeder, type Seeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory.js';
@@ -185,13 +185,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     frameworkErrors: (error, request, res) => {
       const reply = res as FastifyReply;
       const path = (request.raw.url ?? '').split('?')[0]!;
-      if (isTwirpPath(path)) return sendTwirpError(reply, badRoute(error.message, request));
+      // Fastify's text quotes the whole URL, signature included: say it with the URL redacted.
+      const message =
+        error.code === 'FST_ERR_BAD_URL'
+          ? `the URL "${redactUrl(request.raw.url ?? '')}" is not valid (bad percent-encoding)`
+          : error.message;
+      if (isTwirpPath(path)) return sendTwirpError(reply, badRoute(message, request));
       if (path.startsWith(`/${accountName}/`))
         return sendAzureError(reply, azureErrors.invalidUri(), clock.now());
       return reply
         .code(400)
         .type('application/json')
-        .send(JSON.stringify({ code: 'bad_request', msg: error.message }));
+        .send(JSON.stringify({ code: 'bad_request', msg: message }));
     },
   });
   const sweep = async () => {
