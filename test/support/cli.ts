@@ -10,20 +10,31 @@ export interface MockProcess {
   env: Record<string, string>;
   url: string;
   stderr: () => string;
+  /** Everything written to stdout so far. */
+  stdout: () => string;
   /** Sends a signal and waits for the process to exit; resolves to its exit code or signal. */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
 /** Runs `gha-cache-mock serve …` (the built CLI) and waits for its `export` lines. */
-export async function spawnMock(args: string[], timeoutMs = 30_000): Promise<MockProcess> {
+export async function spawnMock(
+  args: string[],
+  timeoutMs = 30_000,
+  childEnv: NodeJS.ProcessEnv = process.env,
+): Promise<MockProcess> {
   const proc = spawn(process.execPath, [MOCK_CLI, 'serve', '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: childEnv,
   });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
   });
   const env: Record<string, string> = {};
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const lines = createInterface({ input: proc.stdout! });
   const exited = once(proc, 'exit');
   await new Promise<void>((resolve, reject) => {
@@ -47,6 +58,7 @@ export async function spawnMock(args: string[], timeoutMs = 30_000): Promise<Moc
     env,
     url,
     stderr: () => err,
+    stdout: () => out,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode!;
       proc.kill(signal);
