@@ -119,6 +119,13 @@ async function seedRoute(app: FastifyInstance): Promise<void> {
 export const adminPlugin: FastifyPluginAsync = async (app) => {
   const { storage, repositories } = app.mock;
 
+  // The UI labels every state-changing call JSON, a bodiless DELETE or reset included: empty is no body.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    body === '' ? done(null, undefined) : parseJson(request, body, done),
+  );
+
   app.setErrorHandler<FastifyError>((error, request, reply) =>
     sendError(reply, toAdminError(error, request)),
   );
