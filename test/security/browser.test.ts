@@ -15,6 +15,50 @@ import { startTestMock, type TestMock } from '../support/mock.js';
 const V = 'c242501c19ada3dcced7a83b074ccb8e79f816602d4125493924624b38591de2';
 const EVIL = 'evil.test';
 const REBIND = 'rebind.test';
+/**
+ * The hostile page: everything a site can fire at `?target=` without a preflight, then
+ * `window.attackDone`. What each fetch saw is in `window.sent` (refusals stay hidden from it).
+ */
+const ATTACK_PAGE = `<!doctype html><title>evil</title><body><script>
+const target = new URLSearchParams(location.search).get('target');
+window.sent = [];
+async function tryFetch(name, path, init) {
+  try {
+    const res = await fetch(target + path, { mode: 'no-cors', ...init });
+    sent.push(name + ':' + res.type);
+  } catch (err) {
+    sent.push(name + ':error:' + err);
+  }
+}
+(async () => {
+  await tryFetch('reset', '/_admin/reset', { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } });
+  await tryFetch('reset-empty', '/_admin/reset', { method: 'POST' });
+  // In no-cors mode the browser drops the JSON content type and sends text/plain.
+  await tryFetch('advance', '/_admin/clock/advance', {
+    method: 'POST', body: JSON.stringify({ by: '8d' }), headers: { 'content-type': 'application/json' },
+  });
+  await tryFetch('fault', '/_admin/faults', {
+    method: 'POST', body: JSON.stringify({ op: 'GetBlob', action: { type: 'status', status: 500 } }),
+  });
+  await tryFetch('entries', '/_admin/entries', {});
+  sent.push('beacon:' + navigator.sendBeacon(target + '/_admin/reset', 'x'));
+  const frame = document.createElement('iframe');
+  frame.name = 'sink';
+  document.body.append(frame);
+  const form = document.createElement('form');
+  form.method = 'POST';
+  form.action = target + '/_admin/reset';
+  form.target = 'sink';
+  form.enctype = 'text/plain';
+  form.innerHTML = '<input name="x" value="y">';
+  document.body.append(form);
+  const loaded = new Promise((resolve) => frame.addEventListener('load', resolve, { once: true }));
+  form.submit();
+  await Promise.race([loaded, new Promise((resolve) => setTimeout(resolve, 10000))]);
+  sent.push('form');
+  window.attackDone = true;
+})();
+</script></body>`;
 let browser: Browser;
 let attacker: Server;
 let attackerPort: number;
@@ -22,9 +66,7 @@ let attackerPort: number;
 beforeAll(async () => {
   browser = await launchChromium([EVIL, REBIND]);
   attacker = createServer((_req, res) => {
-    res
-      .writeHead(200, { 'content-type': 'text/html' })
-      .end('<!doctype html><title>evil</title><body></body>');
+    res.writeHead(200, { 'content-type': 'text/html' }).end(ATTACK_PAGE);
   });
   attacker.listen(0, '127.0.0.1');
   await once(attacker, 'listening');
@@ -80,53 +122,10 @@ function uiFetch(page: Page, path: string, init: { method?: string; body?: unkno
 describe('Chromium', () => {
   it('a page on another site cannot reset, re-time or fault-inject through no-cors fetch, beacon or form', async () => {
     const mock = await seeded();
-    const page = await openPage(`http://${EVIL}:${attackerPort}/`);
+    const page = await openPage(`http://${EVIL}:${attackerPort}/?target=${encodeURIComponent(mock.url)}`);
     try {
-      const target = mock.url;
-      const outcome = await page.evaluate(async (target) => {
-        const sent: string[] = [];
-        const tryFetch = async (name: string, path: string, init: RequestInit) => {
-          try {
-            const res = await fetch(target + path, { mode: 'no-cors', ...init });
-            sent.push(`${name}:${res.type}`);
-          } catch (err) {
-            sent.push(`${name}:error:${String(err)}`);
-          }
-        };
-        await tryFetch('reset', '/_admin/reset', {
-          method: 'POST',
-          body: 'x',
-          headers: { 'content-type': 'text/plain' },
-        });
-        await tryFetch('reset-empty', '/_admin/reset', { method: 'POST' });
-        // In no-cors mode the browser drops the JSON content type and sends text/plain.
-        await tryFetch('advance', '/_admin/clock/advance', {
-          method: 'POST',
-          body: JSON.stringify({ by: '8d' }),
-          headers: { 'content-type': 'application/json' },
-        });
-        await tryFetch('fault', '/_admin/faults', {
-          method: 'POST',
-          body: JSON.stringify({ op: 'GetBlob', action: { type: 'status', status: 500 } }),
-        });
-        await tryFetch('entries', '/_admin/entries', {});
-        sent.push(`beacon:${navigator.sendBeacon(`${target}/_admin/reset`, 'x')}`);
-        const frame = document.createElement('iframe');
-        frame.name = 'sink';
-        document.body.append(frame);
-        const form = document.createElement('form');
-        form.method = 'POST';
-        form.action = `${target}/_admin/reset`;
-        form.target = 'sink';
-        form.enctype = 'text/plain';
-        form.innerHTML = '<input name="x" value="y">';
-        document.body.append(form);
-        const loaded = new Promise((resolve) => frame.addEventListener('load', resolve, { once: true }));
-        form.submit();
-        await Promise.race([loaded, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-        sent.push('form');
-        return sent;
-      }, target);
+      await page.waitForFunction('window.attackDone === true', undefined, { timeout: 60_000 });
+      const outcome = (await page.evaluate('window.sent')) as string[];
       // The answers are refusals the browser hides from the page (opaque, or blocked by CORP).
       expect(outcome).toHaveLength(7);
 
