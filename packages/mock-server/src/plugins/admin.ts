@@ -1,7 +1,8 @@
 /**
  * The admin API under `/_admin/`: JSON in and out, errors `{"code","msg"}` with Twirp's codes and
  * statuses. It drives `app.mock` (storage, repositories, seeding, clock, policies, fault rules) at run
- * time. No authentication: bind the mock to localhost. Register with `prefix: '/_admin'`.
+ * time. Host, browser and admin-token checks happen before it, in `security/guard.ts`. Register with
+ * `prefix: '/_admin'`.
  */
 import type {
   FastifyError,
