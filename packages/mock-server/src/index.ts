@@ -53,7 +53,7 @@ export {
   type RepositoryRegistry,
   type RepositoryRegistryOptions,
 } from './repositories.js';
-export { type RequestAudit, redactUrl } from './request-log.js';
+export { type RequestAudit, redactHeaders, redactUrl } from './request-log.js';
 export {
   createSecurityRules,
   isPublicUiAsset,

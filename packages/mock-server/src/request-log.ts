@@ -53,6 +53,36 @@ export function redactUrl(url: string): string {
   return `${url.slice(0, q)}?${query.join('&')}`;
 }
 
+/** Headers whose values are credentials. */
+const SECRET_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-ms-copy-source-authorization',
+]);
+
+/**
+ * A copy of `headers` fit to show (traffic journal, UI, reports): credential headers say `REDACTED`,
+ * URLs in `location`/`referer` lose their signatures.
+ */
+export function redactHeaders(
+  headers: Readonly<Record<string, string | string[] | number | undefined>>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    const text = Array.isArray(value) ? value.join(', ') : String(value);
+    out[name] = SECRET_HEADERS.has(lower)
+      ? 'REDACTED'
+      : lower === 'location' || lower === 'referer'
+        ? redactUrl(text)
+        : text;
+  }
+  return out;
+}
+
 /** One structured line per request: method, redacted URL, op, key, match, status, bytes, duration. */
 export const requestLogPlugin = fp(
   async (app: FastifyInstance) => {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
-import { redactUrl } from '../request-log.js';
+import { redactHeaders, redactUrl } from '../request-log.js';
 import { createSecurityRules, isPublicUiAsset, surfaceOf } from './guard.js';
 import { createHostAllowList, hostnameOf, isLoopbackHost } from './hosts.js';
 
@@ -229,5 +229,28 @@ describe('redactUrl', () => {
     );
     expect(redactUrl('/a?%zz=1&sig')).toBe('/a?%zz=1&sig');
     expect(redactUrl('/plain/path')).toBe('/plain/path');
+  });
+});
+
+describe('redactHeaders', () => {
+  it('hides credential headers and signatures in URL headers, keeps the rest', () => {
+    expect(
+      redactHeaders({
+        Authorization: 'Bearer eyJ.secret',
+        cookie: 'a=b',
+        location: 'http://x/a?sig=s3cr3t&sv=1',
+        'x-ms-blob-type': 'BlockBlob',
+        'content-length': 5,
+        'set-cookie': ['a=1', 'b=2'],
+        missing: undefined,
+      }),
+    ).toEqual({
+      Authorization: 'REDACTED',
+      cookie: 'REDACTED',
+      location: 'http://x/a?sig=REDACTED&sv=1',
+      'x-ms-blob-type': 'BlockBlob',
+      'content-length': '5',
+      'set-cookie': 'REDACTED',
+    });
   });
 });
