@@ -21,7 +21,7 @@ import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
 import type { PolicySettings } from './policies/settings.js';
 import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
 import { redactUrl, requestLogPlugin } from './request-log.js';
-import { securityGuardPlugin } from './security/guard.js';
+import { securityGuardPlugin, surfaceOf } from './security/guard.js';
 import { createSeeder, type Seeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory.js';
 import type { CacheStorage } from './storage/types.js';
@@ -128,6 +128,8 @@ function normalizePrefix(prefix: string | undefined): string | undefined {
   const trimmed = prefix.replace(/^\/+|\/+$/g, '');
   if (trimmed === '') return undefined;
   if (!/^[\w.~-]+(\/[\w.~-]+)*$/.test(trimmed)) throw new Error(`invalid pathPrefix "${prefix}"`);
+  // The Twirp API must stay open to its clients: not under a guarded surface.
+  if (surfaceOf(`/${trimmed}`) !== 'open') throw new Error(`pathPrefix "${prefix}" is reserved`);
   return `/${trimmed}`;
 }
 

@@ -12,6 +12,7 @@ import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/to
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
+import { createHostAllowList } from './security/hosts.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
 
@@ -37,6 +38,15 @@ const collectRepository = (value: string, previous: Repository[] = []): Reposito
 };
 
 const collectPath = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+const collectHost = (value: string, previous: string[] = []): string[] => {
+  try {
+    createHostAllowList({ names: [value] });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return [...previous, value];
+};
 
 const collectFault = (value: string, previous: FaultRuleInput[] = []): FaultRuleInput[] => {
   try {
@@ -180,7 +190,7 @@ program
   .option(
     '--allowed-host <name>',
     'another Host name the admin API, UI, metrics and REST API answer to, repeatable (.example.com: and subdomains)',
-    collectPath,
+    collectHost,
   )
   .option(
     '--seed <manifest|dir>',

@@ -176,8 +176,13 @@ describe('rules', () => {
     );
   });
 
-  it('refuses an empty admin token', () => {
+  it('refuses an empty admin token, a URL or wildcard as a host name, a guarded path prefix', async () => {
     expect(() => createSecurityRules({ adminToken: ' ' })).toThrow(/empty/);
+    for (const name of ['http://cache.test', 'cache.test/x', '*', '*.corp.test', 'a b']) {
+      expect(() => createSecurityRules({ allowedHosts: [name] }), name).toThrow(/invalid host name/);
+    }
+    await expect(buildApp({ pathPrefix: '/_admin' })).rejects.toThrow(/reserved/);
+    await expect(buildApp({ pathPrefix: 'metrics/x' })).rejects.toThrow(/reserved/);
   });
 });
 

@@ -240,8 +240,9 @@ export function createSecurityRules(options: SecurityGuardOptions = {}): Securit
   };
 }
 
-function decodedPath(url: string): string {
-  const raw = url.split('?')[0]!;
+/** The path the router matched: percent-decoded (`/%5Fadmin` is `/_admin`), no query. */
+function decodedPath(raw: string): string {
+  if (!raw.includes('%')) return raw;
   try {
     return decodeURIComponent(raw);
   } catch {
@@ -282,8 +283,9 @@ export const securityGuardPlugin = fp<SecurityGuardOptions>(
     const rules = createSecurityRules(options);
     app.decorate('security', rules);
     app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      const path = decodedPath(request.url);
-      const surface = surfaceOf(request.url.split('?')[0], path, request.routeOptions.url);
+      const raw = request.url.split('?')[0]!;
+      const path = decodedPath(raw);
+      const surface = surfaceOf(raw, path, request.routeOptions.url);
       if (surface === 'open') return;
       if (surface !== 'rest') reply.headers(HARDENING);
       const refusal = rules.check({

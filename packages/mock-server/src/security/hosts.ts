@@ -34,6 +34,8 @@ export function hostnameOf(host: string): string {
 }
 
 const LOOPBACK_NAMES = ['localhost'];
+/** A name (optionally with a leading dot or a port) or an IP literal; no scheme, path or wildcard. */
+const HOST_NAME = /^(?:\.?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\]|[0-9a-f:.]+)(?::\d{1,5})?$/;
 
 /** `localhost`, `127.0.0.0/8`, `::1`. */
 export function isLoopbackHost(host: string): boolean {
@@ -49,6 +51,11 @@ export function createHostAllowList(options: HostAllowListOptions = {}): HostAll
   for (const raw of options.names ?? []) {
     const value = raw.trim().toLowerCase();
     if (value === '') continue;
+    if (!HOST_NAME.test(value)) {
+      throw new Error(
+        `invalid host name "${raw}" (e.g. cache.example.com, .example.com, 10.0.0.5; not a URL)`,
+      );
+    }
     if (value.startsWith('.')) suffixes.push(value);
     else exact.add(hostnameOf(value));
   }
