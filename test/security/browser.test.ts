@@ -84,11 +84,7 @@ async function seeded(options: Parameters<typeof startTestMock>[0] = {}): Promis
   return mock;
 }
 
-const keys = (mock: TestMock) =>
-  mock.storage
-    .listEntries()
-    .map((e) => e.key)
-    .sort();
+const keys = async (mock: TestMock) => (await mock.storage.metadata.listEntries()).map((e) => e.key).sort();
 
 /** Admin request lines the mock logged so far. */
 const adminLines = (mock: TestMock) => mock.requests().filter((l) => l.url?.startsWith('/_admin'));
@@ -137,7 +133,7 @@ describe('Chromium', () => {
       expect(
         lines.filter((l) => l.method === 'POST' && l.url === '/_admin/reset').length,
       ).toBeGreaterThanOrEqual(4);
-      expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+      expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
       expect(mock.app.mock.clock.offsetMs).toBe(0);
       expect(mock.faults.list()).toEqual([]);
     } finally {
@@ -155,7 +151,7 @@ describe('Chromium', () => {
       expect(read.body).not.toContain('keep-1');
       expect(JSON.parse(read.body)).toMatchObject({ meta: { reason: 'host_not_allowed' } });
       expect((await uiFetch(page, '/_admin/reset', { method: 'POST', body: {} })).status).toBe(421);
-      expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+      expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
     } finally {
       await page.close();
       await mock.dispose();
@@ -172,10 +168,10 @@ describe('Chromium', () => {
       const advanced = await uiFetch(page, '/_admin/clock/advance', { method: 'POST', body: { ms: 1000 } });
       expect(advanced.status).toBe(200);
       expect((await uiFetch(page, '/_admin/faults', { method: 'DELETE' })).status).toBe(204);
-      const id = mock.storage.listEntries()[0]!.id;
+      const id = (await mock.storage.metadata.listEntries())[0]!.id;
       expect((await uiFetch(page, `/_admin/entries/${id}`, { method: 'DELETE' })).status).toBe(204);
       expect((await uiFetch(page, '/_admin/reset', { method: 'POST' })).status).toBe(200);
-      expect(keys(mock)).toEqual([]);
+      expect(await keys(mock)).toEqual([]);
     } finally {
       await page.close();
       await mock.dispose();
@@ -191,10 +187,10 @@ describe('Chromium', () => {
       expect(refused.status).toBe(401);
       expect(JSON.parse(refused.body)).toMatchObject({ meta: { reason: 'admin_token_required' } });
       expect((await uiFetch(page, '/_admin/reset', { method: 'POST', body: {} })).status).toBe(401);
-      expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+      expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
       expect(JSON.parse((await uiFetch(page, '/_admin/entries', { token })).body).totalCount).toBe(2);
       expect((await uiFetch(page, '/_admin/reset', { method: 'POST', body: {}, token })).status).toBe(200);
-      expect(keys(mock)).toEqual([]);
+      expect(await keys(mock)).toEqual([]);
     } finally {
       await page.close();
       await mock.dispose();

@@ -11,7 +11,7 @@ import { curl } from './curl.js';
 const V = 'c242501c19ada3dcced7a83b074ccb8e79f816602d4125493924624b38591de2';
 
 async function withMock(args: string[], env: NodeJS.ProcessEnv, fn: (m: MockProcess) => Promise<void>) {
-  const mock = await spawnMock(['--storage', 'memory', ...args], 30_000, env);
+  const mock = await spawnMock(['--storage', 'memory', ...args], 60_000, undefined, env);
   try {
     await fn(mock);
   } finally {

@@ -23,11 +23,7 @@ async function seedTwo(mock: TestMock) {
   await mock.seed({ key: 'keep-1', version: V, content: 'one', onConflict: 'skip' });
   await mock.seed({ key: 'keep-2', version: V, content: 'two', onConflict: 'skip' });
 }
-const keys = (mock: TestMock) =>
-  mock.storage
-    .listEntries()
-    .map((e) => e.key)
-    .sort();
+const keys = async (mock: TestMock) => (await mock.storage.metadata.listEntries()).map((e) => e.key).sort();
 
 describe('on loopback without an admin token', () => {
   let mock: TestMock;
@@ -58,7 +54,7 @@ describe('on loopback without an admin token', () => {
     );
     expectRefused(res, 403, 'cross_site_request');
     expect(res.json).toMatchObject({ code: 'permission_denied' });
-    expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+    expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
     const listed = await curl(`${A}/entries`);
     expect(listed.status).toBe(200);
     expect(listed.json?.totalCount).toBe(2);
@@ -98,7 +94,7 @@ describe('on loopback without an admin token', () => {
         'cross_site_request',
       );
     }
-    expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+    expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
     expect((await curl(`${A}/clock`)).json?.offsetMs).toBe(before);
     expect(mock.faults.list()).toEqual([]);
   });
@@ -112,7 +108,7 @@ describe('on loopback without an admin token', () => {
           'DELETE',
           '-H',
           `Sec-Fetch-Site: ${site}`,
-          `${A}/entries/${mock.storage.listEntries()[0]!.id}`,
+          `${A}/entries/${(await mock.storage.metadata.listEntries())[0]!.id}`,
         ),
         403,
         'cross_site_request',
@@ -131,7 +127,7 @@ describe('on loopback without an admin token', () => {
       403,
       'cross_site_request',
     );
-    expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+    expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
     for (const site of ['same-origin', 'none']) {
       expect((await curl('-H', `Sec-Fetch-Site: ${site}`, `${A}/entries`)).json?.totalCount).toBe(2);
     }
@@ -177,7 +173,7 @@ describe('on loopback without an admin token', () => {
     const reset = await curl('-X', 'POST', '-H', 'X-Requested-By: curl', `${A}/reset`);
     expect(reset.status).toBe(200);
     expect(reset.json).toMatchObject({ deletedEntries: 2 });
-    expect(keys(mock)).toEqual([]);
+    expect(await keys(mock)).toEqual([]);
   });
 
   it('refuses a DNS-rebinding Host with 421 on the admin and REST APIs, changing nothing', async () => {
@@ -212,7 +208,7 @@ describe('on loopback without an admin token', () => {
       ...evil('/repos/octo-org/octo-repo/actions/caches?key=keep-1'),
     );
     expect(restDelete.status).toBe(421);
-    expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+    expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
     // Its own names still answer: localhost, IP literals.
     expect((await curl(...asHost(`${mock.url}/_admin/entries`, 'localhost'))).json?.totalCount).toBe(2);
     expect((await curl('-H', `Host: [::1]:${new URL(mock.url).port}`, `${A}/entries`)).status).toBe(200);
@@ -356,7 +352,7 @@ describe('with an admin token', () => {
       403,
       'cross_site_request',
     );
-    expect(keys(mock)).toEqual(['keep-1', 'keep-2']);
+    expect(await keys(mock)).toEqual(['keep-1', 'keep-2']);
     expectRefused(await curl(`${mock.url}/metrics`), 401, 'admin_token_required');
   });
 
