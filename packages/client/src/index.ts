@@ -41,19 +41,18 @@ export {
 } from './cache-client.js';
 export * from './errors.js';
 export { createHttpDispatcher, type HttpDispatcher, type HttpDispatcherOptions } from './http/dispatcher.js';
-export { redactUrl } from './http/redact.js';
+export type { RequestHints } from './http/hints.js';
 export {
   backoffDelayMs,
-  createRetryInterceptor,
   DEFAULT_RETRY_OPTIONS,
-  type ExchangeEvent,
   parseRetryAfterMs,
-  type RequestHints,
-  type RetryInterceptorOptions,
   type RetryOptions,
   type RetryRecord,
   replayable,
-} from './http/retry.js';
+} from './http/policy.js';
+export { redactUrl } from './http/redact.js';
+export { createRetryInterceptor, type RetryInterceptorOptions } from './http/retry.js';
+export type { ExchangeEvent } from './http/trace.js';
 export { checkKey, checkKeys, isExactKeyMatch } from './keys.js';
 export {
   type CacheClientOptions,

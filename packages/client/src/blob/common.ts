@@ -2,8 +2,9 @@ import { setMaxListeners } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { BlobError, toCacheError } from '../errors.js';
+import { header } from '../http/headers.js';
+import type { HintedDispatchOptions } from '../http/hints.js';
 import { redactUrl } from '../http/redact.js';
-import type { HintedDispatchOptions } from '../http/retry.js';
 
 /** Storage service version sent on every blob request (Azure ignores it for SAS-authorised requests). */
 export const X_MS_VERSION = '2024-11-04';
@@ -14,11 +15,6 @@ export interface TransferProgress {
   transferredBytes: number;
   /** Undefined while the size is unknown (uploads from a stream). */
   totalBytes: number | undefined;
-}
-
-export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /** `url` plus extra query parameters, appended without re-encoding the SAS already in it. */

@@ -12,6 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { BlobError, IntegrityError, toCacheError } from '../errors.js';
+import { header } from '../http/headers.js';
 import { redactUrl } from '../http/redact.js';
 import {
   blobErrorFrom,
@@ -19,7 +20,6 @@ import {
   blobRequest,
   blobStream,
   type Flow,
-  header,
   linkedAbort,
   type TransferProgress,
 } from './common.js';

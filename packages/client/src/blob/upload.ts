@@ -8,7 +8,7 @@ import { close, fstat, open, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { toCacheError, ValidationError } from '../errors.js';
-import { replayable } from '../http/retry.js';
+import { replayable } from '../http/policy.js';
 import {
   blobErrorFrom,
   blobRequest,

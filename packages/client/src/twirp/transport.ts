@@ -17,7 +17,7 @@ import {
 } from '@bufbuild/protobuf';
 import type { Dispatcher } from 'undici';
 import { BadResponseError, toCacheError } from '../errors.js';
-import type { HintedDispatchOptions } from '../http/retry.js';
+import type { HintedDispatchOptions } from '../http/hints.js';
 import { parseTwirpError } from './errors.js';
 
 export type TwirpEncoding = 'json' | 'protobuf';
