@@ -12,13 +12,13 @@ export {
   cacheVersion,
   RAW_BLOB_VERSION,
 } from './archive/version.js';
-export type { TransferProgress } from './blob/common.js';
 export {
   type BlobDestination,
   type DownloadBlobOptions,
   type DownloadResult,
   downloadBlob,
 } from './blob/download.js';
+export type { TransferProgress } from './blob/progress.js';
 export {
   type BlobSource,
   blockId,
