@@ -4,7 +4,7 @@ import { BlobError } from '../errors.js';
 /** One answer of the blob store to a request sent with the signed URL. */
 export interface SignedAnswer<T> {
   status: number;
-  /** Releases the answer before the request goes again with a fresh URL. */
+  /** Releases the answer when the request goes again with a fresh URL (or the reload fails). */
   discard?: () => Promise<void>;
   /** What the answer comes to when it stands. */
   result: () => T | Promise<T>;
@@ -47,9 +47,19 @@ export class SignedUrl {
       const url = this.#url;
       const answer = await attempt(new URL(url));
       if (isAuthFailure(answer.status)) {
-        await answer.discard?.();
-        if ((await this.#renew(url)) !== undefined) continue;
+        let fresh: string | undefined;
+        try {
+          fresh = await this.#renew(url);
+        } catch (err) {
+          await answer.discard?.();
+          throw err;
+        }
+        if (fresh !== undefined) {
+          await answer.discard?.();
+          continue;
+        }
       }
+      // A refusal that stands keeps its body for the error (a discarded body cannot be read again).
       return answer.result();
     }
   }
