@@ -12,3 +12,22 @@ export interface RequestHints {
 }
 
 export type HintedDispatchOptions = Dispatcher.DispatchOptions & { ghaCache?: RequestHints };
+
+/** A 2xx response held back, with its body, until `validateResponse` has seen all of it. */
+export class HeldResponse {
+  readonly chunks: Buffer[] = [];
+  constructor(
+    readonly status: number,
+    readonly headers: IncomingHttpHeaders,
+    readonly message: string | undefined,
+  ) {}
+
+  /** Whether the request's `validateResponse` accepts `body` (a throw is a no). */
+  accepted(hints: RequestHints, body: Buffer): boolean {
+    try {
+      return hints.validateResponse?.(this.status, this.headers, body) ?? true;
+    } catch {
+      return false;
+    }
+  }
+}

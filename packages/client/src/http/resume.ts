@@ -35,9 +35,11 @@ export class ResumePoint {
     return extra;
   }
 
-  /** Whether the answer to a resume carries on at `position`. */
-  continues(status: number, headers: IncomingHttpHeaders, position: number): boolean {
-    const cr = parseContentRange(header(headers, 'content-range'));
-    return status === 206 && cr !== undefined && cr.start === position;
+  /** Undefined when the answer to a resume carries on at `position`; else the error the request fails with. */
+  refusal(status: number, headers: IncomingHttpHeaders, position: number): Error | undefined {
+    const raw = header(headers, 'content-range');
+    const cr = parseContentRange(raw);
+    if (status === 206 && cr !== undefined && cr.start === position) return undefined;
+    return new Error(`resume at byte ${position} answered HTTP ${status} ${raw ?? ''}`.trim());
   }
 }

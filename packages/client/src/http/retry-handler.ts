@@ -9,8 +9,8 @@ import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { errnoOf } from '../errno.js';
 import { ProxyController } from './controller.js';
-import { header, headersWith } from './headers.js';
-import type { HintedDispatchOptions, RequestHints } from './hints.js';
+import { headersWith } from './headers.js';
+import { HeldResponse, type HintedDispatchOptions, type RequestHints } from './hints.js';
 import type { RetryPolicy, RetryRecord } from './policy.js';
 import { ResumePoint } from './resume.js';
 import { type ExchangeEvent, ExchangeTrace } from './trace.js';
@@ -35,8 +35,8 @@ export class RetryHandler implements Dispatcher.DispatchHandler {
   #timer: NodeJS.Timeout | undefined;
   /** The retry decided on the current attempt's status, taken once its body is drained. */
   #pendingRetry: RetryRecord | undefined;
-  #buffered: Buffer[] = [];
-  #pending: { status: number; headers: IncomingHttpHeaders; message: string | undefined } | undefined;
+  /** A 2xx held back (mode `buffer`) until `validateResponse` has seen its body. */
+  #held: HeldResponse | undefined;
   readonly #resume = new ResumePoint();
   /** A resume answered with something else than the rest of the body: the request fails with this. */
   #fatal: Error | undefined;
@@ -71,8 +71,7 @@ export class RetryHandler implements Dispatcher.DispatchHandler {
     if (this.#hints.state) this.#hints.state.attempts = this.#trace.attempts;
     this.#mode = 'forward';
     this.#pendingRetry = undefined;
-    this.#buffered = [];
-    this.#pending = undefined;
+    this.#held = undefined;
     try {
       this.#dispatch(this.#opts, this);
     } catch (err) {
@@ -82,6 +81,11 @@ export class RetryHandler implements Dispatcher.DispatchHandler {
 
   #attemptsLeft(): boolean {
     return this.#policy.attemptsLeft(this.#trace.attempts);
+  }
+
+  /** Whether this request may go once more now. */
+  #mayRetry(): boolean {
+    return this.#retries && this.#attemptsLeft() && !this.#proxy.aborted;
   }
 
   #backoff(): number {
@@ -157,19 +161,13 @@ export class RetryHandler implements Dispatcher.DispatchHandler {
   ): void {
     this.#trace.status = statusCode;
     if (this.#resuming) {
-      if (this.#resume.continues(statusCode, headers, this.#position())) {
-        this.#resuming = false;
-        this.#mode = 'forward';
-        return;
-      }
-      this.#fatal = new Error(
-        `resume at byte ${this.#position()} answered HTTP ${statusCode} ${header(headers, 'content-range') ?? ''}`.trim(),
-      );
-      this.#mode = 'drain';
-      controller.abort(this.#fatal);
+      this.#fatal = this.#resume.refusal(statusCode, headers, this.#position());
+      this.#resuming = false;
+      this.#mode = this.#fatal ? 'drain' : 'forward';
+      if (this.#fatal) controller.abort(this.#fatal);
       return;
     }
-    if (this.#retries && this.#attemptsLeft() && !this.#proxy.aborted) {
+    if (this.#mayRetry()) {
       this.#pendingRetry = this.#policy.onStatus(statusCode, headers, this.#trace.attempts);
       if (this.#pendingRetry !== undefined) {
         this.#mode = 'drain';
@@ -178,7 +176,7 @@ export class RetryHandler implements Dispatcher.DispatchHandler {
     }
     if (this.#hints.validateResponse && statusCode >= 200 && statusCode < 300) {
       this.#mode = 'buffer';
-      this.#pending = { status: statusCode, headers, message: statusMessage };
+      this.#held = new HeldResponse(statusCode, headers, statusMessage);
       return;
     }
     if (this.#policy.resumes(this.#opts)) this.#resume.remember(statusCode, headers);
@@ -189,7 +187,7 @@ export class RetryHandler implements Dispatcher.DispatchHandler {
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#mode === 'drain') return;
     if (this.#mode === 'buffer') {
-      this.#buffered.push(chunk);
+      this.#held?.chunks.push(chunk);
       return;
     }
     this.#forwardData(chunk);
@@ -202,16 +200,11 @@ export class RetryHandler implements Dispatcher.DispatchHandler {
       else if (this.#pendingRetry) this.#schedule(this.#pendingRetry, false);
       return;
     }
-    if (this.#mode === 'buffer' && this.#pending) {
-      const body = Buffer.concat(this.#buffered);
-      const { status, headers, message } = this.#pending;
-      let ok = false;
-      try {
-        ok = this.#hints.validateResponse?.(status, headers, body) ?? true;
-      } catch {
-        ok = false;
-      }
-      if (!ok && this.#retries && this.#attemptsLeft() && !this.#proxy.aborted) {
+    if (this.#mode === 'buffer' && this.#held) {
+      const { status, headers, message } = this.#held;
+      const body = Buffer.concat(this.#held.chunks);
+      const ok = this.#held.accepted(this.#hints, body);
+      if (!ok && this.#mayRetry()) {
         this.#schedule({ reason: 'invalid body', delayMs: this.#backoff() }, false);
         return;
       }
