@@ -11,7 +11,7 @@ import { createTokenAuthority, type TokenAuthority } from './auth/tokens.js';
 import { blobPlugin, sendAzureError } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
 import { type AdvanceableClock, type Clock, createAdvanceableClock } from './clock.js';
-import { azureErrors, TwirpError } from './errors.js';
+import { azureErrors } from './errors.js';
 import { createFaultEngine, type FaultRegistry, type FaultRuleInput } from './faults/index.js';
 import { adminPlugin } from './plugins/admin.js';
 import { faultsPlugin } from './plugins/faults.js';
@@ -22,7 +22,7 @@ import type { PolicySettings } from './policies/settings.js';
 import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
 import { requestLogPlugin } from './request-log.js';
 import { createSeeder, type Seeder } from './seed.js';
-import { createMemoryStorage } from './storage/memory.js';
+import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
 import type { CacheServiceDeps } from './twirp/cache-service.js';
 
@@ -213,7 +213,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(faultsPlugin, {
     engine: faults,
     blobRoute: `/${encodeURIComponent(accountName)}/${containerName}/:blobId`,
-    keyOfBlob: (blobId) => storage.findEntryByBlobId(blobId)?.key,
+    keyOfBlob: async (blobId) => (await storage.metadata.findEntryByBlobId(blobId))?.key,
     now: () => clock.now(),
   });
 
@@ -238,14 +238,21 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       return sendTwirpError(reply, badRoute(`no handler for path "${path}"`, request));
     }
     if (path.includes('/_apis/artifactcache')) {
-      return sendTwirpError(
-        reply,
-        new TwirpError(
-          'bad_route',
-          'the cache service API v1 (_apis/artifactcache) is not supported: set ACTIONS_CACHE_SERVICE_V2=true',
-          { twirp_invalid_route: `${request.method} ${path}` },
-        ),
-      );
+      // Not a Twirp route: v1 clients read the v1 error shape, whose `message` go-actions-cache (BuildKit)
+      // prints instead of a bare `bad_route`, so the build log says what to change.
+      const msg =
+        'the cache service API v1 (_apis/artifactcache) is not supported: use v2 (set ACTIONS_CACHE_SERVICE_V2=true, or url_v2= for BuildKit)';
+      return reply
+        .code(404)
+        .type('application/json')
+        .send(
+          JSON.stringify({
+            code: 'bad_route',
+            msg,
+            message: msg,
+            meta: { twirp_invalid_route: `${request.method} ${path}` },
+          }),
+        );
     }
     return reply
       .code(404)
