@@ -6,8 +6,12 @@ import { type AppOptions, buildApp } from './app.js';
 import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
 import type { FaultRegistry } from './faults/index.js';
 import type { Seeder } from './seed.js';
+import { createFileBlobStore } from './storage/files/blobs.js';
 import { createFsStorage } from './storage/fs.js';
-import { createMemoryStorage } from './storage/memory/index.js';
+import { createMemoryBlobStore, createMemoryStorage } from './storage/memory/index.js';
+import { createPostgresMetadataStore } from './storage/postgres/metadata.js';
+import { openSqliteDatabase } from './storage/sqlite/database.js';
+import { composeStorage } from './storage/storage.js';
 import type { CacheStorage } from './storage/types.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
@@ -19,6 +23,19 @@ export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   readonly storage?: 'memory' | 'fs' | CacheStorage;
   /** Data directory: SQLite metadata, blob files, and the token secret and account key (`secrets.json`). */
   readonly dataDir?: string;
+  /**
+   * A PostgreSQL URL (`postgres://user:pass@host:5432/db`): entries live there instead of in
+   * SQLite, shared by every instance on the same database (migrations run at start). Blobs then
+   * go to `blobStore`.
+   */
+  readonly database?: string;
+  /**
+   * Where blob content lives with `database`: `files` (in `dataDir`, one instance only) or
+   * `memory`. Default: `files` when `dataDir` is set, else `memory`.
+   */
+  readonly blobStore?: 'files' | 'memory';
+  /** Bound of every wait on the database in ms (connect, statement); default 5000. */
+  readonly databaseTimeoutMs?: number;
   /** Scopes of the token in `token` and `env`. Default `refs/heads/main` read+write. */
   readonly scopes?: readonly TokenScope[];
 }
@@ -84,9 +101,34 @@ export async function loadSecrets(dataDir: string): Promise<Secrets> {
   return loadSecrets(dataDir);
 }
 
-function openStorage(options: MockServerOptions): CacheStorage {
+async function openStorage(options: MockServerOptions, onError: (err: Error) => void): Promise<CacheStorage> {
   const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
   if (typeof kind !== 'string') return kind;
+  if (options.database !== undefined) {
+    const metadata = await createPostgresMetadataStore({
+      connectionString: options.database,
+      ...(options.databaseTimeoutMs !== undefined ? { timeoutMs: options.databaseTimeoutMs } : {}),
+      onError,
+    });
+    try {
+      const blobKind = options.blobStore ?? (options.dataDir && kind !== 'memory' ? 'files' : 'memory');
+      if (blobKind === 'memory') return composeStorage(metadata, createMemoryBlobStore());
+      if (!options.dataDir) throw new Error('blob store "files" needs a dataDir');
+      // The blob index lives in the data directory's own SQLite file (its entries table stays empty).
+      const db = openSqliteDatabase(options.dataDir);
+      return composeStorage(
+        metadata,
+        createFileBlobStore({ dataDir: options.dataDir, db }),
+        undefined,
+        () => {
+          if (db.open) db.close();
+        },
+      );
+    } catch (err) {
+      await metadata.close();
+      throw err;
+    }
+  }
   if (kind === 'memory') return createMemoryStorage();
   if (!options.dataDir) throw new Error('storage "fs" needs a dataDir');
   return createFsStorage({ dataDir: options.dataDir });
@@ -96,13 +138,16 @@ function openStorage(options: MockServerOptions): CacheStorage {
 export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
   const { host = '127.0.0.1', port = 0, dataDir, scopes } = options;
   const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
-  const storage = openStorage(options);
+  // Errors of idle database connections go to the app's log once there is one.
+  let reportError = (_err: Error): void => undefined;
+  const storage = await openStorage(options, (err) => reportError(err));
   const app = await buildApp({
     ...options,
     storage,
     tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
     accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
   });
+  reportError = (err) => app.log.warn({ err }, 'metadata database connection error');
   try {
     await app.listen({ host, port });
   } catch (err) {

@@ -1,6 +1,7 @@
 export { createFileBlobStore, type FileBlobStoreOptions } from './files/blobs.js';
 export { createFsStorage, type FsStorageOptions } from './fs.js';
 export { createMemoryBlobStore, createMemoryMetadataStore, createMemoryStorage } from './memory/index.js';
+export { createPostgresMetadataStore, type PostgresMetadataOptions } from './postgres/metadata.js';
 export { openSqliteDatabase } from './sqlite/database.js';
 export { createSqliteMetadataStore } from './sqlite/metadata.js';
 export { composeStorage } from './storage.js';
