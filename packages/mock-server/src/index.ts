@@ -70,6 +70,7 @@ export {
   startMockServer,
 } from './server.js';
 export {
+  type AzureBlobStoreOptions,
   type BlobOwners,
   type BlobProperties,
   type BlobStore,
@@ -78,6 +79,7 @@ export {
   type CacheEntry,
   type CacheStorage,
   composeStorage,
+  createAzureBlobStore,
   createFileBlobStore,
   createFsStorage,
   createMemoryBlobStore,
@@ -85,6 +87,7 @@ export {
   createMemoryStorage,
   createPostgresMetadataStore,
   createSqliteMetadataStore,
+  type DirectBlobAccess,
   type EntryFilter,
   type EntryIdentity,
   type EntryState,

@@ -93,6 +93,14 @@ function parsePort(value: string): number {
   return n;
 }
 
+function azureConnectionString(flag: string | undefined): string {
+  const value = flag ?? process.env.AZURE_STORAGE_CONNECTION_STRING;
+  if (!value) {
+    throw new Error('--blob-store azure needs --azure-connection-string or AZURE_STORAGE_CONNECTION_STRING');
+  }
+  return value;
+}
+
 /** A database URL without its password, for logs. */
 function redactUrl(url: string): string {
   try {
@@ -134,11 +142,17 @@ program
   )
   .option('--database-timeout <duration>', 'bound of every wait on the database', parseDuration, 5000)
   .addOption(
-    new Option('--blob-store <kind>', 'where blob content lives with --database (default: files)').choices([
+    new Option('--blob-store <kind>', 'where blob content lives (default: files in the data dir)').choices([
       'files',
       'memory',
+      'azure',
     ]),
   )
+  .option(
+    '--azure-connection-string <string>',
+    'Azure Storage account of --blob-store azure (default: $AZURE_STORAGE_CONNECTION_STRING)',
+  )
+  .option('--azure-container <name>', 'container of --blob-store azure, created if missing', 'actions-cache')
   .option(
     '--token-secret <secret>',
     'HS256 secret for runtime tokens (default: generated, kept in the data dir)',
@@ -214,6 +228,14 @@ program
     const mock = await startMockServer({
       ...(database !== undefined ? { database, databaseTimeoutMs: opts.databaseTimeout } : {}),
       ...(opts.blobStore !== undefined ? { blobStore: opts.blobStore } : {}),
+      ...(opts.blobStore === 'azure'
+        ? {
+            azure: {
+              connectionString: azureConnectionString(opts.azureConnectionString),
+              container: opts.azureContainer,
+            },
+          }
+        : {}),
       host: opts.host,
       port: opts.port,
       storage: opts.storage,
@@ -275,6 +297,9 @@ program
     process.stderr.write(
       `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''}${database !== undefined ? `, database ${redactUrl(database)}` : ''})\n`,
     );
+    for (const limit of mock.storage.blobs.direct?.limitations ?? []) {
+      process.stderr.write(`gha-cache-mock: with --blob-store azure, ${limit}\n`);
+    }
     for (const rule of mock.faults.list()) {
       process.stderr.write(`gha-cache-mock: fault rule ${rule.id}: ${JSON.stringify(rule)}\n`);
     }

@@ -6,13 +6,19 @@ import { type AppOptions, buildApp } from './app.js';
 import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
 import type { FaultRegistry } from './faults/index.js';
 import type { Seeder } from './seed.js';
+import { type AzureBlobStoreOptions, createAzureBlobStore } from './storage/azure/blobs.js';
 import { createFileBlobStore } from './storage/files/blobs.js';
 import { createFsStorage } from './storage/fs.js';
-import { createMemoryBlobStore, createMemoryStorage } from './storage/memory/index.js';
+import {
+  createMemoryBlobStore,
+  createMemoryMetadataStore,
+  createMemoryStorage,
+} from './storage/memory/index.js';
 import { createPostgresMetadataStore } from './storage/postgres/metadata.js';
 import { openSqliteDatabase } from './storage/sqlite/database.js';
+import { createSqliteMetadataStore } from './storage/sqlite/metadata.js';
 import { composeStorage } from './storage/storage.js';
-import type { CacheStorage } from './storage/types.js';
+import type { BlobStore, CacheStorage, MetadataStore } from './storage/types.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   /** Default `127.0.0.1`. */
@@ -30,10 +36,13 @@ export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
    */
   readonly database?: string;
   /**
-   * Where blob content lives with `database`: `files` (in `dataDir`, one instance only) or
-   * `memory`. Default: `files` when `dataDir` is set, else `memory`.
+   * Where blob content lives: `files` (in `dataDir`, one instance only), `memory`, or `azure`
+   * (Azure Blob Storage through `azure`; clients get its SAS URLs). Default: `files` when
+   * `dataDir` is set, else `memory`.
    */
-  readonly blobStore?: 'files' | 'memory';
+  readonly blobStore?: 'files' | 'memory' | 'azure';
+  /** The Azure Blob Storage account of `blobStore: 'azure'`. */
+  readonly azure?: AzureBlobStoreOptions;
   /** Bound of every wait on the database in ms (connect, statement); default 5000. */
   readonly databaseTimeoutMs?: number;
   /** Scopes of the token in `token` and `env`. Default `refs/heads/main` read+write. */
@@ -104,34 +113,51 @@ export async function loadSecrets(dataDir: string): Promise<Secrets> {
 async function openStorage(options: MockServerOptions, onError: (err: Error) => void): Promise<CacheStorage> {
   const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
   if (typeof kind !== 'string') return kind;
-  if (options.database !== undefined) {
-    const metadata = await createPostgresMetadataStore({
-      connectionString: options.database,
-      ...(options.databaseTimeoutMs !== undefined ? { timeoutMs: options.databaseTimeoutMs } : {}),
-      onError,
-    });
-    try {
-      const blobKind = options.blobStore ?? (options.dataDir && kind !== 'memory' ? 'files' : 'memory');
-      if (blobKind === 'memory') return composeStorage(metadata, createMemoryBlobStore());
-      if (!options.dataDir) throw new Error('blob store "files" needs a dataDir');
-      // The blob index lives in the data directory's own SQLite file (its entries table stays empty).
-      const db = openSqliteDatabase(options.dataDir);
-      return composeStorage(
-        metadata,
-        createFileBlobStore({ dataDir: options.dataDir, db }),
-        undefined,
-        () => {
-          if (db.open) db.close();
-        },
-      );
-    } catch (err) {
-      await metadata.close();
-      throw err;
-    }
+  const { dataDir } = options;
+  const blobKind = options.blobStore ?? (dataDir && kind !== 'memory' ? 'files' : 'memory');
+  if (options.database === undefined && blobKind !== 'azure') {
+    if (kind === 'memory') return createMemoryStorage();
+    if (!dataDir) throw new Error('storage "fs" needs a dataDir');
+    return createFsStorage({ dataDir });
   }
-  if (kind === 'memory') return createMemoryStorage();
-  if (!options.dataDir) throw new Error('storage "fs" needs a dataDir');
-  return createFsStorage({ dataDir: options.dataDir });
+  /** The data directory's SQLite file: entries without `database`, the file blob index with it. */
+  let db: ReturnType<typeof openSqliteDatabase> | undefined;
+  const sqlite = () => {
+    if (!dataDir) throw new Error('this storage needs a dataDir');
+    db ??= openSqliteDatabase(dataDir);
+    return db;
+  };
+  const closeDb = () => {
+    if (db?.open) db.close();
+  };
+  let metadata: MetadataStore | undefined;
+  try {
+    metadata =
+      options.database !== undefined
+        ? await createPostgresMetadataStore({
+            connectionString: options.database,
+            ...(options.databaseTimeoutMs !== undefined ? { timeoutMs: options.databaseTimeoutMs } : {}),
+            onError,
+          })
+        : kind === 'memory'
+          ? createMemoryMetadataStore()
+          : createSqliteMetadataStore(sqlite());
+    let blobs: BlobStore;
+    if (blobKind === 'azure') {
+      if (!options.azure) throw new Error('blob store "azure" needs an Azure connection string');
+      blobs = await createAzureBlobStore(options.azure);
+    } else if (blobKind === 'memory') {
+      blobs = createMemoryBlobStore();
+    } else {
+      if (!dataDir) throw new Error('blob store "files" needs a dataDir');
+      blobs = createFileBlobStore({ dataDir, db: sqlite() });
+    }
+    return composeStorage(metadata, blobs, undefined, closeDb);
+  } catch (err) {
+    await metadata?.close();
+    closeDb();
+    throw err;
+  }
 }
 
 /** Starts the mock on a real socket, for test suites: `const mock = await startMockServer(); … await mock.close()`. */

@@ -1,3 +1,4 @@
+export { type AzureBlobStoreOptions, createAzureBlobStore } from './azure/blobs.js';
 export { createFileBlobStore, type FileBlobStoreOptions } from './files/blobs.js';
 export { createFsStorage, type FsStorageOptions } from './fs.js';
 export { createMemoryBlobStore, createMemoryMetadataStore, createMemoryStorage } from './memory/index.js';
@@ -13,6 +14,7 @@ export {
   type ByteRange,
   type CacheEntry,
   type CacheStorage,
+  type DirectBlobAccess,
   type EntryFilter,
   type EntryIdentity,
   type EntryState,
