@@ -153,11 +153,12 @@ export async function createPostgresMetadataStore(options: PostgresMetadataOptio
       const e = await one({ ...SQL.find, values: [repositoryId, scope, key, version] });
       return e?.state === 'committed' ? e : undefined;
     },
-    findCommittedByPrefix: (repositoryId, scope, version, prefix) =>
-      one({
-        ...SQL.newestInRange,
-        values: [repositoryId, scope, version, prefix, prefixUpperBound(prefix) ?? null],
-      }),
+    findCommittedByPrefix(repositoryId, scope, version, prefix) {
+      const upper = prefixUpperBound(prefix);
+      return upper === undefined
+        ? one({ ...SQL.newestFrom, values: [repositoryId, scope, version, prefix] })
+        : one({ ...SQL.newestInRange, values: [repositoryId, scope, version, prefix, upper] });
+    },
     async listEntries(filter = {}) {
       const rows = await query<EntryRow>({
         ...SQL.list,

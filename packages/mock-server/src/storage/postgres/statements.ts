@@ -46,13 +46,25 @@ export const SQL = {
     text: 'SELECT * FROM entries WHERE repository_id = $1 AND scope = $2 AND key = $3 AND version = $4',
   },
   findByBlob: { name: 'gha_find_by_blob', text: 'SELECT * FROM entries WHERE blob_id = $1' },
-  /** The newest committed key in [$4, $5) ($5 NULL: unbounded). */
+  /**
+   * The newest committed entry with a key in [$4, $5): the max id over the key range of the
+   * `entries_committed_key` index (`id + 0` keeps the planner from walking all ids newest-first
+   * instead, which is O(entries) for a selective prefix).
+   */
   newestInRange: {
     name: 'gha_newest_in_range',
-    text: `SELECT * FROM entries
-           WHERE repository_id = $1 AND scope = $2 AND version = $3 AND state = 'committed'
-             AND key >= $4 AND ($5::text IS NULL OR key < $5)
-           ORDER BY id DESC LIMIT 1`,
+    text: `SELECT * FROM entries WHERE id = (
+             SELECT max(id + 0) FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND version = $3 AND state = 'committed'
+               AND key >= $4 AND key < $5)`,
+  },
+  /** The same without an upper bound (a prefix of only U+10FFFF, or empty). */
+  newestFrom: {
+    name: 'gha_newest_from',
+    text: `SELECT * FROM entries WHERE id = (
+             SELECT max(id + 0) FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND version = $3 AND state = 'committed'
+               AND key >= $4)`,
   },
   list: {
     name: 'gha_list',
