@@ -84,11 +84,18 @@ export async function createPostgresMetadataStore(options: PostgresMetadataOptio
       const ats: string[] = [];
       const expires: string[] = [];
       for (const [id, [at, exp]] of batch) {
-        ids.push(String(id));
-        ats.push(String(at));
-        expires.push(String(exp));
+        ids.push(String(Math.trunc(id)));
+        ats.push(String(Math.trunc(at)));
+        expires.push(String(Math.trunc(exp)));
       }
-      await query({ ...SQL.touch, values: [ids, ats, expires] });
+      // Access times only: no wait for the WAL flush (a database crash may lose the last batches
+      // of hits, never an entry). Integers only, so the arrays are safe as literals.
+      const arr = (xs: string[]) => `'{${xs.join(',')}}'::bigint[]`;
+      const update = SQL.touch.text
+        .replace('$1::bigint[]', arr(ids))
+        .replace('$2::bigint[]', arr(ats))
+        .replace('$3::bigint[]', arr(expires));
+      await query({ text: `BEGIN; SET LOCAL synchronous_commit TO off; ${update}; COMMIT` });
     };
     const flush = async (): Promise<void> => {
       while (flushing) await flushing;

@@ -97,9 +97,8 @@ export const SQL = {
     text: `UPDATE entries SET state = 'committed', size_bytes = $2, committed_at = $3, last_accessed_at = $3
            WHERE id = $1 RETURNING *`,
   },
-  /** One statement for a batch of hits: ids, access times, URL expiries. */
+  /** One statement for a batch of hits: ids, access times, URL expiries (sent as literals). */
   touch: {
-    name: 'gha_touch',
     text: `UPDATE entries AS e
            SET last_accessed_at = t.at, download_url_expires_at = GREATEST(e.download_url_expires_at, t.expires)
            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(id, at, expires)
