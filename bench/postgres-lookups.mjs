@@ -5,7 +5,7 @@
 // server. Prints a Markdown table and (unless --no-doc) writes the "PostgreSQL lookups" section of
 // docs/benchmarks.md between its markers. Needs `pnpm run build` and postgresql-15 first.
 //
-//   node bench/postgres-lookups.mjs [--entries 100000] [--duration 10] [--connections 64] [--no-doc]
+//   node bench/postgres-lookups.mjs [--entries 100000] [--duration 10] [--connections 64] [--transfer-mib 256] [--no-doc]
 import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, mkdtempSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,8 +16,10 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BlockBlobClient } from '@azure/storage-blob';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { cpuSecondsOf } from './cpu.mjs';
 import { entryKey, entryPrefix, REPOSITORY_ID, SCOPE, VERSION } from './lookup-keys.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -36,6 +38,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '64' },
     'no-doc': { type: 'boolean', default: false },
+    'transfer-mib': { type: 'string', default: '256' },
   },
 });
 const ENTRIES = Number(args.entries);
@@ -60,7 +63,7 @@ function startChild(argv, ready) {
     const onLine = (line) => {
       output += `${line}\n`;
       const r = ready(line, state);
-      if (r) resolve({ child, ...r });
+      if (r) resolve({ child, output: () => output, ...r });
     };
     createInterface({ input: child.stdout }).on('line', onLine);
     createInterface({ input: child.stderr }).on('line', onLine);
@@ -218,15 +221,56 @@ async function main() {
       };
     };
     await load(mock.url, 2);
-    const cpu0 = process.cpuUsage();
     const pgMock = await load(mock.url, DURATION);
     log(
       `mock on PostgreSQL: ${pgMock.rps.toFixed(0)} req/s, p50 ${pgMock.p50} ms, p99 ${pgMock.p99} ms, bad ${pgMock.bad}`,
     );
-    void cpu0;
     await load(hello.url, 2);
     const base = await load(hello.url, DURATION);
     log(`Fastify hello: ${base.rps.toFixed(0)} req/s`);
+
+    // The bytes bypass the mock: its CPU time over an upload and a download of --transfer-mib MiB.
+    const twirp = async (method, body) => {
+      const res = await fetch(`${mock.url}${SERVICE}/${method}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${mock.token}` },
+        body: JSON.stringify(body),
+      });
+      return res.json();
+    };
+    const bytes = Number(args['transfer-mib']) * 1024 * 1024;
+    const payload = Buffer.alloc(bytes, 0x5a);
+    const mockCpu0 = cpuSecondsOf(mock.child.pid);
+    const t0 = performance.now();
+    const created = await twirp('CreateCacheEntry', { key: 'transfer', version: VERSION });
+    if (!created.ok) throw new Error(`CreateCacheEntry: ${JSON.stringify(created)}`);
+    await new BlockBlobClient(created.signed_upload_url).uploadData(payload, {
+      blockSize: 64 * 1024 * 1024,
+      concurrency: 4,
+    });
+    const finalized = await twirp('FinalizeCacheEntryUpload', {
+      key: 'transfer',
+      version: VERSION,
+      size_bytes: String(bytes),
+    });
+    if (!finalized.ok)
+      throw new Error(`FinalizeCacheEntryUpload: ${JSON.stringify(finalized)}\n${mock.output()}`);
+    const got = await twirp('GetCacheEntryDownloadURL', {
+      key: 'transfer',
+      version: VERSION,
+      restore_keys: [],
+    });
+    if (!got.ok) throw new Error(`GetCacheEntryDownloadURL: ${JSON.stringify(got)}`);
+    const back = await new BlockBlobClient(got.signed_download_url).downloadToBuffer(0, undefined, {
+      blockSize: 4 * 1024 * 1024,
+      concurrency: 8,
+    });
+    if (back.length !== bytes) throw new Error(`downloaded ${back.length} of ${bytes} bytes`);
+    const transferS = (performance.now() - t0) / 1000;
+    const mockCpuPerGiB = ((cpuSecondsOf(mock.child.pid) - mockCpu0) / (2 * bytes)) * 1024 ** 3;
+    log(
+      `transfer: ${(2 * bytes) / 1024 ** 2} MiB in ${transferS.toFixed(1)} s, mock CPU ${mockCpuPerGiB.toFixed(3)} s/GiB`,
+    );
 
     const cpus = os.cpus();
     const md = [
@@ -239,6 +283,8 @@ async function main() {
       `| hello JSON, Fastify 5 (baseline) | ${base.rps.toFixed(0)} | ${base.p50} | ${base.p99} | – |`,
       '',
       `Mock on PostgreSQL: ${(pgMock.rps / base.rps).toFixed(2)} × the Fastify hello server.`,
+      '',
+      `Transfer with the Azure blob store: ${args['transfer-mib']} MiB up and down between @azure/storage-blob and Azurite through the mock's SAS URLs in ${transferS.toFixed(1)} s; the mock used ${mockCpuPerGiB.toFixed(3)} CPU s per GiB moved (the three RPCs only: the bytes bypass it).`,
     ].join('\n');
     process.stdout.write(`${md}\n`);
     if (!args['no-doc']) {

@@ -282,7 +282,7 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
         try {
           const copy = await container
             .getBlobClient(sealedName(blobId))
-            .beginCopyFromURL(source, { sourceConditions: { ifMatch: uploaded.etag } });
+            .beginCopyFromURL(source, { sourceConditions: { ifMatch: uploaded.etag }, intervalInMs: 250 });
           const done = await copy.pollUntilDone();
           if (done.copyStatus !== 'success') throw new Error(`copy ended ${done.copyStatus}`);
         } catch (err) {
