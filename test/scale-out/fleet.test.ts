@@ -140,6 +140,12 @@ describe('a fleet of three instances on PostgreSQL and Azure Blob Storage', () =
     expect((await lookup(2, token, 'wrong-size')).json.ok).toBe(false);
   });
 
+  it('a key PostgreSQL cannot store (U+0000) gets a clear Twirp invalid_argument, not a 5xx', async () => {
+    const res = await create(0, freshToken(), 'a\u0000b');
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe('invalid_argument');
+  });
+
   it('20 concurrent Creates of one key spread over the instances: exactly 1 ok, 19 × 409', async () => {
     const token = freshToken();
     const results = await Promise.all(Array.from({ length: 20 }, (_, n) => create(n % 3, token, 'race')));

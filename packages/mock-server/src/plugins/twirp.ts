@@ -94,6 +94,9 @@ function toTwirpError(error: FastifyError | Error, request: FastifyRequest): Twi
     request.log.warn({ err: error }, 'storage unavailable');
     return new TwirpError('unavailable', 'the cache service is temporarily unavailable; retry later');
   }
+  if (error instanceof StorageError && error.code === 'UnsupportedValue') {
+    return new TwirpError('invalid_argument', error.message);
+  }
   const code = (error as FastifyError).code;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE')
     return new TwirpError('malformed', 'the request body is too large');

@@ -74,7 +74,9 @@ export type StorageErrorCode =
   /** The body ended before `length` bytes, or ran past it. */
   | 'IncompleteBody'
   /** A backend (database, blob service) cannot be reached or did not answer in time; retry later. */
-  | 'Unavailable';
+  | 'Unavailable'
+  /** A value this backend cannot store (PostgreSQL text cannot hold U+0000); nothing changed. */
+  | 'UnsupportedValue';
 
 export class StorageError extends Error {
   override readonly name = 'StorageError';

@@ -22,6 +22,17 @@ export interface PostgresMetadataOptions {
 /** Turns any failure of the database or the connection into `StorageError('Unavailable')`. */
 function unavailable(err: unknown): StorageError {
   if (err instanceof StorageError) return err;
+  // 22021: a character PostgreSQL text cannot hold (U+0000); 22P05: an untranslatable one.
+  const sqlState = (err as { code?: unknown } | undefined)?.code;
+  if (sqlState === '22021' || sqlState === '22P05') {
+    return new StorageError(
+      'UnsupportedValue',
+      'the metadata database cannot store U+0000 in a key, scope or version',
+      {
+        cause: err,
+      },
+    );
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new StorageError('Unavailable', `the metadata database is unavailable: ${message}`, { cause: err });
 }
