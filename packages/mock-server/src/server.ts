@@ -8,9 +8,19 @@ import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
 import type { FaultRegistry } from './faults/index.js';
 import { isLoopbackHost } from './security/hosts.js';
 import type { Seeder } from './seed.js';
+import { type AzureBlobStoreOptions, createAzureBlobStore } from './storage/azure/blobs.js';
+import { createFileBlobStore } from './storage/files/blobs.js';
 import { createFsStorage } from './storage/fs.js';
-import { createMemoryStorage } from './storage/memory/index.js';
-import type { CacheStorage } from './storage/types.js';
+import {
+  createMemoryBlobStore,
+  createMemoryMetadataStore,
+  createMemoryStorage,
+} from './storage/memory/index.js';
+import { createPostgresMetadataStore } from './storage/postgres/metadata.js';
+import { openSqliteDatabase } from './storage/sqlite/database.js';
+import { createSqliteMetadataStore } from './storage/sqlite/metadata.js';
+import { composeStorage } from './storage/storage.js';
+import type { BlobStore, CacheStorage, MetadataStore } from './storage/types.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   /**
@@ -24,6 +34,22 @@ export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   readonly storage?: 'memory' | 'fs' | CacheStorage;
   /** Data directory: SQLite metadata, blob files, and the token secret and account key (`secrets.json`). */
   readonly dataDir?: string;
+  /**
+   * A PostgreSQL URL (`postgres://user:pass@host:5432/db`): entries live there instead of in
+   * SQLite, shared by every instance on the same database (migrations run at start). Blobs then
+   * go to `blobStore`.
+   */
+  readonly database?: string;
+  /**
+   * Where blob content lives: `files` (in `dataDir`, one instance only), `memory`, or `azure`
+   * (Azure Blob Storage through `azure`; clients get its SAS URLs). Default: `files` when
+   * `dataDir` is set, else `memory`.
+   */
+  readonly blobStore?: 'files' | 'memory' | 'azure';
+  /** The Azure Blob Storage account of `blobStore: 'azure'`. */
+  readonly azure?: AzureBlobStoreOptions;
+  /** Bound of every wait on the database in ms (connect, statement); default 5000. */
+  readonly databaseTimeoutMs?: number;
   /** Scopes of the token in `token` and `env`. Default `refs/heads/main` read+write. */
   readonly scopes?: readonly TokenScope[];
 }
@@ -93,19 +119,63 @@ export async function loadSecrets(dataDir: string): Promise<Secrets> {
   return loadSecrets(dataDir);
 }
 
-function openStorage(options: MockServerOptions): CacheStorage {
+async function openStorage(options: MockServerOptions, onError: (err: Error) => void): Promise<CacheStorage> {
   const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
   if (typeof kind !== 'string') return kind;
-  if (kind === 'memory') return createMemoryStorage();
-  if (!options.dataDir) throw new Error('storage "fs" needs a dataDir');
-  return createFsStorage({ dataDir: options.dataDir });
+  const { dataDir } = options;
+  const blobKind = options.blobStore ?? (dataDir && kind !== 'memory' ? 'files' : 'memory');
+  if (options.database === undefined && blobKind !== 'azure') {
+    if (kind === 'memory') return createMemoryStorage();
+    if (!dataDir) throw new Error('storage "fs" needs a dataDir');
+    return createFsStorage({ dataDir });
+  }
+  /** The data directory's SQLite file: entries without `database`, the file blob index with it. */
+  let db: ReturnType<typeof openSqliteDatabase> | undefined;
+  const sqlite = () => {
+    if (!dataDir) throw new Error('this storage needs a dataDir');
+    db ??= openSqliteDatabase(dataDir);
+    return db;
+  };
+  const closeDb = () => {
+    if (db?.open) db.close();
+  };
+  let metadata: MetadataStore | undefined;
+  try {
+    metadata =
+      options.database !== undefined
+        ? await createPostgresMetadataStore({
+            connectionString: options.database,
+            ...(options.databaseTimeoutMs !== undefined ? { timeoutMs: options.databaseTimeoutMs } : {}),
+            onError,
+          })
+        : kind === 'memory'
+          ? createMemoryMetadataStore()
+          : createSqliteMetadataStore(sqlite());
+    let blobs: BlobStore;
+    if (blobKind === 'azure') {
+      if (!options.azure) throw new Error('blob store "azure" needs an Azure connection string');
+      blobs = await createAzureBlobStore(options.azure);
+    } else if (blobKind === 'memory') {
+      blobs = createMemoryBlobStore();
+    } else {
+      if (!dataDir) throw new Error('blob store "files" needs a dataDir');
+      blobs = createFileBlobStore({ dataDir, db: sqlite() });
+    }
+    return composeStorage(metadata, blobs, undefined, closeDb);
+  } catch (err) {
+    await metadata?.close();
+    closeDb();
+    throw err;
+  }
 }
 
 /** Starts the mock on a real socket, for test suites: `const mock = await startMockServer(); … await mock.close()`. */
 export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
   const { host = '127.0.0.1', port = 0, dataDir, scopes } = options;
   const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
-  const storage = openStorage(options);
+  // Errors of idle database connections go to the app's log once there is one.
+  let reportError = (_err: Error): void => undefined;
+  const storage = await openStorage(options, (err) => reportError(err));
   const adminTokenGenerated = options.adminToken === undefined && !isLoopbackHost(host);
   const adminToken = adminTokenGenerated ? randomBytes(24).toString('base64url') : options.adminToken;
   const app = await buildApp({
@@ -117,6 +187,7 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
     tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
     accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
   });
+  reportError = (err) => app.log.warn({ err }, 'metadata database connection error');
   try {
     await app.listen({ host, port });
   } catch (err) {
