@@ -3,14 +3,19 @@
  * `gha-cache-mock`: the CLI entry point. The only place that reads argv and the environment.
  *   gha-cache-mock serve [--port 8787] [--data-dir DIR] …   start the server, print `export …` lines
  *   gha-cache-mock token --scope refs/heads/main:rw …        print a runtime token
+ *   gha-cache-mock report [--url URL | --traffic-log FILE]    print the Markdown traffic report
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
+import type { TrafficEvent } from './journal/types.js';
+import { createPrettySink } from './log/pretty.js';
+import { renderReport } from './report/markdown.js';
+import { summarize } from './report/summary.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
@@ -185,6 +190,20 @@ program
       .choices(['info', 'warn', 'error', 'silent'])
       .default('info'),
   )
+  .addOption(
+    new Option(
+      '--log-format <format>',
+      'pretty: one aligned, coloured line per request; json: one JSON object per line (default: pretty on a terminal, else json)',
+    ).choices(['pretty', 'json']),
+  )
+  .option('--traffic-log <file>', 'also append every request (traffic event) to this NDJSON file')
+  .option(
+    '--traffic-ring <count>',
+    'requests kept in memory for /_admin/traffic and the UI',
+    parseCount,
+    10_000,
+  )
+  .option('--report-on-exit <file>', 'write the Markdown traffic report to this file when the server stops')
   .action(async (opts) => {
     const seeds = (await Promise.all(((opts.seed ?? []) as string[]).map((p) => loadSeedManifest(p)))).flat();
     const { dataDir, tokenSecret, accountKey } = await secretsFor(opts);
@@ -215,7 +234,10 @@ program
           }
         : {}),
       ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
-      logger: { level: opts.logLevel, stream: process.stderr },
+      logger: { level: opts.logLevel, stream: logStream(opts.logFormat) },
+      ...(opts.trafficLog ? { trafficLog: resolve(opts.trafficLog) } : {}),
+      trafficRingSize: opts.trafficRing,
+      processMetrics: true,
     });
     let seeded = 0;
     for (const input of seeds) {
@@ -235,13 +257,23 @@ program
       if (closing) return;
       closing = true;
       process.stderr.write(`gha-cache-mock: ${signal}, closing\n`);
-      mock.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          process.stderr.write(`gha-cache-mock: close failed: ${String(err)}\n`);
-          process.exit(1);
-        },
-      );
+      const report: Promise<unknown> = opts.reportOnExit
+        ? mock.app.mock
+            .report()
+            .then((markdown) => writeFile(opts.reportOnExit, markdown))
+            .catch((err: unknown) =>
+              process.stderr.write(`gha-cache-mock: report not written: ${String(err)}\n`),
+            )
+        : Promise.resolve();
+      report
+        .then(() => mock.close())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            process.stderr.write(`gha-cache-mock: close failed: ${String(err)}\n`);
+            process.exit(1);
+          },
+        );
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
@@ -249,6 +281,9 @@ program
     if (opts.exportFile) await writeFile(opts.exportFile, `${lines.join('\n')}\n`);
     process.stderr.write(
       `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''})\n`,
+    );
+    process.stderr.write(
+      `gha-cache-mock: web UI at ${mock.url}/_ui/ (traffic, entries, BuildKit, summary)\n`,
     );
     for (const rule of mock.faults.list()) {
       process.stderr.write(`gha-cache-mock: fault rule ${rule.id}: ${JSON.stringify(rule)}\n`);
@@ -272,6 +307,46 @@ program
       `${tokens.mint({ ...(opts.scope ? { scopes: opts.scope } : {}), ttlMs: opts.ttl, repositoryId: opts.repositoryId })}\n`,
     );
   });
+
+program
+  .command('report')
+  .description('print the Markdown summary of the traffic (for $GITHUB_STEP_SUMMARY)')
+  .option('--url <url>', 'a running mock (default http://127.0.0.1:8787)')
+  .option('--traffic-log <file>', 'read this traffic log (NDJSON) instead of asking a running mock')
+  .option('--admin-token <token>', 'admin token of the running mock, if it requires one')
+  .action(async (opts) => {
+    if (opts.trafficLog) {
+      const events = (await readFile(opts.trafficLog, 'utf8'))
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line) as TrafficEvent];
+          } catch {
+            return [];
+          }
+        });
+      process.stdout.write(renderReport({ summary: summarize(events) }));
+      return;
+    }
+    const base = (opts.url ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
+    const res = await fetch(`${base}/_admin/report`, {
+      headers: opts.adminToken ? { authorization: `Bearer ${opts.adminToken}` } : {},
+    }).catch((err: unknown) => {
+      throw new Error(`cannot reach ${base}: ${(err as Error).message}`);
+    });
+    const body = await res.text();
+    if (!res.ok) throw new Error(`${base}/_admin/report answered ${res.status}: ${body.slice(0, 500)}`);
+    process.stdout.write(body);
+  });
+
+/** Where log lines go: stderr, as JSON or through the pretty formatter. */
+function logStream(format: 'pretty' | 'json' | undefined) {
+  const pretty = format === 'pretty' || (format === undefined && process.stderr.isTTY === true);
+  if (!pretty) return process.stderr;
+  const color = process.stderr.isTTY === true && !process.env.NO_COLOR;
+  return createPrettySink(process.stderr, { color });
+}
 
 // `pnpm start -- --port N` passes a literal `--` through; no command takes operands, so drop it.
 const argv = process.argv.slice(2).filter((arg) => arg !== '--');
