@@ -1,0 +1,2 @@
+export { buildProxyApp, parseUpstream, type ProxyAppOptions } from './app.js';
+export type { BlobMode } from './context.js';
