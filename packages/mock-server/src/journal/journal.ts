@@ -39,7 +39,7 @@ export interface JournalOptions {
 
 export const DEFAULT_JOURNAL_CAPACITY = 10_000;
 
-/** A `TrafficFilter` from query parameters (`keyPrefix`, `op`, `outcome`, `client`, `since`, `after`, `limit`). */
+/** A `TrafficFilter` from query parameters (`keyPrefix`, `op`, `outcome`, `client`, `entryId`, `since`, `after`, `limit`). */
 export function parseTrafficFilter(query: URLSearchParams): TrafficFilter {
   const filter: { -readonly [K in keyof TrafficFilter]: TrafficFilter[K] } = {};
   const text = (name: 'keyPrefix' | 'op' | 'outcome' | 'client') => {
@@ -55,6 +55,11 @@ export function parseTrafficFilter(query: URLSearchParams): TrafficFilter {
     const ms = /^\d+$/.test(since) ? Number(since) : Date.parse(since);
     if (Number.isNaN(ms)) throw new RangeError(`since must be an ISO 8601 time or Unix ms, got "${since}"`);
     filter.since = ms;
+  }
+  const entryId = query.get('entryId');
+  if (entryId !== null && entryId !== '') {
+    if (!/^\d{1,15}$/.test(entryId)) throw new RangeError(`entryId must be an entry id, got "${entryId}"`);
+    filter.entryId = Number(entryId);
   }
   const after = query.get('after');
   if (after !== null && after !== '') {
@@ -76,6 +81,7 @@ export function matchesFilter(event: TrafficEvent, filter: TrafficFilter): boole
   if (filter.op !== undefined && event.op !== filter.op) return false;
   if (filter.outcome !== undefined && event.outcome !== filter.outcome) return false;
   if (filter.client !== undefined && event.client !== filter.client) return false;
+  if (filter.entryId !== undefined && event.entryId !== filter.entryId) return false;
   if (filter.keyPrefix !== undefined && !(event.key ?? '').startsWith(filter.keyPrefix)) return false;
   if (filter.since !== undefined && Date.parse(event.time) < filter.since) return false;
   return true;

@@ -148,6 +148,8 @@ export interface TrafficFilter {
   readonly op?: string;
   readonly outcome?: string;
   readonly client?: string;
+  /** Events about this entry (its lookups, uploads, downloads). */
+  readonly entryId?: number;
   /** Events with `id` greater than this. */
   readonly afterId?: number;
   /** Events at or after this Unix ms. */
