@@ -15,10 +15,10 @@ import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
 import type { TrafficEvent } from './journal/types.js';
 import { createPrettySink } from './log/pretty.js';
+import { buildProxyApp, parseUpstream } from './proxy/index.js';
 import { renderReport } from './report/markdown.js';
 import { summarize } from './report/summary.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
-import { buildProxyApp, parseUpstream } from './proxy/index.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
 
@@ -351,13 +351,25 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on (0 = any free port)', parsePort, 8787)
   .addOption(
-    new Option('--blobs <mode>', 'proxy: blob transfers go through the proxy too; direct: only Twirp calls do')
+    new Option(
+      '--blobs <mode>',
+      'proxy: blob transfers go through the proxy too; direct: only Twirp calls do',
+    )
       .choices(['proxy', 'direct'])
       .default('proxy'),
   )
-  .option('--public-url <url>', 'base URL of the proxy in rewritten blob URLs (default: the Host each request came to)')
-  .option('--token <token>', 'also print this ACTIONS_RUNTIME_TOKEN in the export lines (the proxy itself never uses it)')
-  .option('--save-entries <dir>', 'also write every entry that goes through as a seed (gha-cache-mock serve --seed DIR)')
+  .option(
+    '--public-url <url>',
+    'base URL of the proxy in rewritten blob URLs (default: the Host each request came to)',
+  )
+  .option(
+    '--token <token>',
+    'also print this ACTIONS_RUNTIME_TOKEN in the export lines (the proxy itself never uses it)',
+  )
+  .option(
+    '--save-entries <dir>',
+    'also write every entry that goes through as a seed (gha-cache-mock serve --seed DIR)',
+  )
   .option('--export-file <file>', 'also write the export lines to this file once ready')
   .addOption(
     new Option('--log-level <level>', 'request log level (logs go to stderr)')
@@ -438,8 +450,11 @@ program
     process.stderr.write(
       `gha-cache-mock proxy listening on ${url}, forwarding to ${base.origin}${base.pathname === '/' ? '' : base.pathname} (blobs: ${opts.blobs})\n`,
     );
-    process.stderr.write(`gha-cache-mock proxy: traffic at ${url}/_admin/traffic, report at ${url}/_admin/report\n`);
-    if (opts.saveEntries) process.stderr.write(`gha-cache-mock proxy: saving entries to ${resolve(opts.saveEntries)}\n`);
+    process.stderr.write(
+      `gha-cache-mock proxy: traffic at ${url}/_admin/traffic, report at ${url}/_admin/report\n`,
+    );
+    if (opts.saveEntries)
+      process.stderr.write(`gha-cache-mock proxy: saving entries to ${resolve(opts.saveEntries)}\n`);
     // Last: the export lines on stdout are the signal that everything above is ready.
     process.stdout.write(`${lines.join('\n')}\n`);
   });

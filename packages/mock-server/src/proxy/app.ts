@@ -9,13 +9,14 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
-import { createRemovalLedger } from '../journal/removals.js';
 import { openJournal, type TrafficJournal } from '../journal/journal.js';
+import { createRemovalLedger } from '../journal/removals.js';
 import { trafficRoutes } from '../journal/routes.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { metricsPlugin } from '../metrics/plugin.js';
 import { renderReport } from '../report/markdown.js';
 import { summarize } from '../report/summary.js';
+import { uiPlugin } from '../ui/plugin.js';
 import { forwardBlob } from './blob.js';
 import { BLOB_PREFIX, createBlobUrlRegistry } from './blob-urls.js';
 import type { BlobMode, ProxyContext } from './context.js';
@@ -64,7 +65,9 @@ export function parseUpstream(value: string): URL {
   try {
     url = new URL(value);
   } catch {
-    throw new TypeError(`upstream "${value}" is not a URL (e.g. https://results-receiver.actions.githubusercontent.com/)`);
+    throw new TypeError(
+      `upstream "${value}" is not a URL (e.g. https://results-receiver.actions.githubusercontent.com/)`,
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new TypeError(`upstream "${value}" must be an http or https URL`);
@@ -117,7 +120,13 @@ export async function buildProxyApp(options: ProxyAppOptions): Promise<FastifyIn
       '## Cache traffic (gha-cache-mock)',
       `## Cache traffic (gha-cache-mock proxy → ${base.host})`,
     );
-  app.decorate('proxy', { upstream: base.href, blobs, traffic, savedEntries: () => saver?.count() ?? 0, report });
+  app.decorate('proxy', {
+    upstream: base.href,
+    blobs,
+    traffic,
+    savedEntries: () => saver?.count() ?? 0,
+    report,
+  });
 
   // The proxy's own pages.
   await app.register(trafficRoutes, { prefix: '/_admin', journal: traffic });
@@ -138,7 +147,20 @@ export async function buildProxyApp(options: ProxyAppOptions): Promise<FastifyIn
     processMetrics: options.processMetrics ?? false,
   });
   await app.register(metricsPlugin, { metrics });
+  await app.register(uiPlugin);
   app.get('/healthz', async () => ({ status: 'ok', upstream: base.origin }));
+  // The proxy's own namespace never reaches the upstream; the store views have nothing to show here.
+  app.all('/_admin/*', async (request, reply) =>
+    reply
+      .code(404)
+      .type('application/json')
+      .send(
+        JSON.stringify({
+          code: 'not_found',
+          msg: `${request.url.split('?')[0]} is not available in proxy mode: the proxy sees the traffic, not the upstream's store`,
+        }),
+      ),
+  );
 
   // Everything else is the service's: forwarded as a stream, bodies never parsed by Fastify.
   await app.register(async (scope) => {

@@ -16,7 +16,8 @@ import type { ChunkSink } from './save-entries.js';
 /** The Azure operation a request is, as the mock names them. */
 export function blobOp(method: string, query: URLSearchParams): string {
   const comp = (query.get('comp') ?? '').toLowerCase();
-  if (method === 'PUT') return comp === 'block' ? 'PutBlock' : comp === 'blocklist' ? 'PutBlockList' : 'PutBlob';
+  if (method === 'PUT')
+    return comp === 'block' ? 'PutBlock' : comp === 'blocklist' ? 'PutBlockList' : 'PutBlob';
   if (method === 'GET') return comp === 'blocklist' ? 'GetBlockList' : 'GetBlob';
   if (method === 'HEAD') return 'GetBlobProperties';
   if (method === 'DELETE') return 'DeleteBlob';
@@ -69,7 +70,11 @@ function contentRange(value: string | undefined): { start: number; total: number
   return m ? { start: Number(m[1]), total: Number(m[2]) } : undefined;
 }
 
-export async function forwardBlob(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function forwardBlob(
+  ctx: ProxyContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
   const startedAt = performance.now();
   reply.hijack();
   const res = reply.raw;
@@ -133,7 +138,12 @@ export async function forwardBlob(ctx: ProxyContext, request: FastifyRequest, re
   } catch (err) {
     void ctx.saver?.uploadDone(target, op, query.get('blockid') ?? undefined, false);
     if (err instanceof UpstreamError && err.phase === 'connect') {
-      sendAzureXml(res, 502, 'ProxyUpstreamUnreachable', `the blob service could not be reached (${err.causeCode})`);
+      sendAzureXml(
+        res,
+        502,
+        'ProxyUpstreamUnreachable',
+        `the blob service could not be reached (${err.causeCode})`,
+      );
       recordExchange(ctx.journal, ctx.origin, request, {
         ...base,
         status: 502,
@@ -170,7 +180,13 @@ export async function forwardBlob(ctx: ProxyContext, request: FastifyRequest, re
     res.destroy();
   }
   await downloadSink?.end(failure === undefined).catch(() => undefined);
-  if (upload) await ctx.saver?.uploadDone(target, op, query.get('blockid') ?? undefined, failure === undefined && status < 300);
+  if (upload)
+    await ctx.saver?.uploadDone(
+      target,
+      op,
+      query.get('blockid') ?? undefined,
+      failure === undefined && status < 300,
+    );
   const azureCode = headerValue(upstreamRes.headers, 'x-ms-error-code');
   const bytes = upload ? upload.bytes : download.bytes;
   recordExchange(ctx.journal, ctx.origin, request, {
@@ -178,7 +194,9 @@ export async function forwardBlob(ctx: ProxyContext, request: FastifyRequest, re
     status,
     outcome: failure !== undefined ? 'error' : status < 400 ? 'ok' : status === 404 ? 'not-found' : 'error',
     ...(op === 'GetBlobProperties' ? {} : { bytes }),
-    ...(failure !== undefined ? { reason: 'connection dropped mid-transfer', errorCode: 'connection_dropped' } : {}),
+    ...(failure !== undefined
+      ? { reason: 'connection dropped mid-transfer', errorCode: 'connection_dropped' }
+      : {}),
     ...(failure === undefined && azureCode ? { errorCode: azureCode, reason: `Azure ${azureCode}` } : {}),
   });
 }

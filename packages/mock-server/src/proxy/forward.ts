@@ -3,7 +3,12 @@
  * is buffered whole. No retry anywhere: each client owns its retries, and the proxy must show the
  * upstream's answers (and failures) as they happened.
  */
-import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from 'node:http';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy's own connection owns. */

@@ -1,2 +1,2 @@
-export { buildProxyApp, parseUpstream, type ProxyAppOptions } from './app.js';
+export { buildProxyApp, type ProxyAppOptions, parseUpstream } from './app.js';
 export type { BlobMode } from './context.js';

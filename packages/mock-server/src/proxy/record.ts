@@ -99,7 +99,11 @@ export function recordExchange(
 }
 
 /** The journal's outcome for a Twirp error answer (as the mock names its own). */
-export function twirpErrorOutcome(status: number, code: string | undefined, msg: string | undefined): Outcome {
+export function twirpErrorOutcome(
+  status: number,
+  code: string | undefined,
+  msg: string | undefined,
+): Outcome {
   if (status === 429 || code === 'resource_exhausted') return 'rate-limited';
   switch (code) {
     case 'already_exists':

@@ -176,7 +176,8 @@ export async function createEntrySaver(dir: string): Promise<EntrySaver> {
       const u = uploads.get(target.id);
       if (!u || !ok) return;
       if (op === 'PutBlob') u.blobReady = true;
-      else if (op === 'PutBlock' && blockId !== undefined) u.blocks.set(blockId, join(u.dir, 'blocks', hash(blockId)));
+      else if (op === 'PutBlock' && blockId !== undefined)
+        u.blocks.set(blockId, join(u.dir, 'blocks', hash(blockId)));
       else if (op === 'PutBlockList' && u.xml) {
         const ids = blockListIds(Buffer.concat(u.xml).toString('utf8'));
         u.xml = undefined;
@@ -197,7 +198,13 @@ export async function createEntrySaver(dir: string): Promise<EntrySaver> {
       let d = downloads.get(identity);
       if (d?.done) return undefined;
       if (!d || d.total !== range.total) {
-        d = { path: join(partial, `down-${hash(identity)}`), total: range.total, handle: undefined, covered: [], done: false };
+        d = {
+          path: join(partial, `down-${hash(identity)}`),
+          total: range.total,
+          handle: undefined,
+          covered: [],
+          done: false,
+        };
         downloads.set(identity, d);
         d.handle = await open(d.path, 'w+');
       }
@@ -225,7 +232,8 @@ export async function createEntrySaver(dir: string): Promise<EntrySaver> {
     },
     finalized(key, version, scope) {
       const found = [...uploads.values()].findLast(
-        (u) => u.blobReady && u.target.key === key && u.target.version === version && u.target.scope === scope,
+        (u) =>
+          u.blobReady && u.target.key === key && u.target.version === version && u.target.scope === scope,
       );
       if (!found) return;
       uploads.delete(found.target.id);

@@ -3,7 +3,14 @@
  * signed URL of a response for a proxy URL while leaving every other byte as the upstream sent it: a JSON
  * body keeps its text around the URL string, a protobuf body keeps every other field's bytes in order.
  */
-import { brotliCompressSync, brotliDecompressSync, deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
+import {
+  brotliCompressSync,
+  brotliDecompressSync,
+  deflateSync,
+  gunzipSync,
+  gzipSync,
+  inflateSync,
+} from 'node:zlib';
 import { fromBinary } from '@bufbuild/protobuf';
 import {
   CreateCacheEntryRequestSchema,
@@ -53,7 +60,9 @@ const numish = (v: unknown): number | undefined =>
 function jsonObject(body: Buffer): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(body.toString('utf8'));
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -128,7 +137,11 @@ export function responseFacts(
     if (!o) return {};
     const facts: ResponseFacts = {};
     if (typeof o.ok === 'boolean') facts.ok = o.ok;
-    const url = str(op === CREATE ? (o.signed_upload_url ?? o.signedUploadUrl) : (o.signed_download_url ?? o.signedDownloadUrl));
+    const url = str(
+      op === CREATE
+        ? (o.signed_upload_url ?? o.signedUploadUrl)
+        : (o.signed_download_url ?? o.signedDownloadUrl),
+    );
     if (url) facts.signedUrl = url;
     const matched = str(o.matched_key ?? o.matchedKey);
     if (matched) facts.matchedKey = matched;

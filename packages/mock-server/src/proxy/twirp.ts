@@ -81,7 +81,11 @@ function failExchange(
   });
 }
 
-export async function forwardTwirp(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function forwardTwirp(
+  ctx: ProxyContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
   const startedAt = performance.now();
   reply.hijack();
   const res = reply.raw;
@@ -188,7 +192,8 @@ export async function forwardTwirp(ctx: ProxyContext, request: FastifyRequest, r
   if (!isTwirp) outcome = status < 400 ? 'ok' : status === 404 ? 'not-found' : 'error';
   else if (status !== 200) {
     outcome = twirpErrorOutcome(status, rf.errorCode, rf.errorMsg);
-    reason = rf.errorMsg ?? (rf.errorCode === undefined ? `HTTP ${status}, not a Twirp error body` : undefined);
+    reason =
+      rf.errorMsg ?? (rf.errorCode === undefined ? `HTTP ${status}, not a Twirp error body` : undefined);
   } else if (op === CREATE) {
     outcome = rf.ok ? 'created' : /denied/i.test(rf.message ?? '') ? 'write-denied' : 'conflict';
     if (!rf.ok && rf.message) reason = rf.message;
