@@ -17,6 +17,7 @@ export {
   type ManualClock,
   systemClock,
 } from './clock.js';
+export type { MockContext } from './context.js';
 export { AzureError, TWIRP_STATUS, type TwirpCode, TwirpError } from './errors.js';
 export {
   type DropFaultAction,
@@ -42,6 +43,7 @@ export {
   type ThrottleFaultAction,
   type TruncateFaultAction,
 } from './faults/index.js';
+export type { TrafficJournal } from './journal/journal.js';
 export type {
   ClientKind,
   MissExplanation,

@@ -48,7 +48,7 @@ function row(event) {
       onclick: () => detail.toggleAttribute('hidden'),
     },
     el('td', { class: 'mono' }, time(event.time).slice(11)),
-    el('td', {}, event.client),
+    el('td', { class: 'client' }, event.client),
     el('td', {}, event.op),
     el(
       'td',

@@ -225,6 +225,8 @@ export const journalPlugin = fp<JournalPluginOptions>(
       }
       audit.client = client;
       audit.outcome = outcome;
+      // A blob's log line names the key of its entry too.
+      if (surface === 'blob' && key !== undefined) audit.key ??= key;
 
       const repository = repositoryId !== undefined ? repositories.byId(repositoryId)?.fullName : undefined;
       const event: NewTrafficEvent = {
