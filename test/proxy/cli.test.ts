@@ -280,6 +280,29 @@ describe('upstream faults reach the client as they happened', () => {
     expect(await viaP.text()).toBe(await viaD.text());
   });
 
+  it('a dropped Twirp connection drops the client connection too (no answer is made up)', async () => {
+    const call = (base: string) =>
+      fetch(`${base}/twirp/github.actions.results.api.v1.CacheService/GetCacheEntryDownloadURL`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` },
+        body: JSON.stringify({ key: 'cli-key', restore_keys: [], version: 'v' }),
+      })
+        // A Twirp client reads the whole answer: what it sees is whether that worked.
+        .then(async (res) => `answered ${res.status} ${await res.text()}`)
+        .catch(() => 'dropped');
+    const rule = {
+      op: 'GetCacheEntryDownloadURL' as const,
+      action: { type: 'drop' as const, afterBytes: 0 },
+    };
+    await addFault(upstream.url, rule);
+    const before = (await proxy.traffic()).at(-1)?.id ?? 0;
+    expect([await call(proxy.url), await call(upstream.url)]).toEqual(['dropped', 'dropped']);
+    const events = await proxy.traffic(`after=${before}`);
+    expect(events.map((e) => [e.op, e.outcome, e.errorCode])).toEqual([
+      ['GetCacheEntryDownloadURL', 'error', 'connection_dropped'],
+    ]);
+  });
+
   it('a dropped blob connection drops the client too; it resumes like direct', async () => {
     const { proxied, events, direct } = await compare(
       { op: 'GetBlob', key: 'cli-key', times: 1, action: { type: 'drop', afterBytes: 2 * MiB } },
