@@ -24,6 +24,7 @@ import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuSecondsOf } from './cpu.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -76,6 +77,7 @@ function memoryOf(pid) {
 
 async function withRssPolling(pid, work) {
   let peak = memoryOf(pid).rss;
+  const cpu0 = cpuSecondsOf(pid);
   const timer = setInterval(() => {
     try {
       peak = Math.max(peak, memoryOf(pid).rss);
@@ -83,7 +85,7 @@ async function withRssPolling(pid, work) {
   }, 50);
   try {
     const result = await work();
-    return { result, peakRss: Math.max(peak, memoryOf(pid).rss) };
+    return { result, peakRss: Math.max(peak, memoryOf(pid).rss), cpuSeconds: cpuSecondsOf(pid) - cpu0 };
   } finally {
     clearInterval(timer);
   }
@@ -218,6 +220,7 @@ try {
     await writeRandom(file, SIZE);
     const digest = await sha256(file);
     const runs = { direct: { up: [], down: [] }, proxy: { up: [], down: [] } };
+    const proxyCpu = { up: [], down: [] };
     let proxyPeak = 0;
     const proxyIdle = memoryOf(proxy.pid).rss;
     let n = 0;
@@ -246,6 +249,10 @@ try {
         if ((await sha256(outFile)) !== digest) throw new Error(`${target}: download differs`);
         await rm(outFile);
         if (target === 'proxy') proxyPeak = Math.max(proxyPeak, up.peakRss, down.peakRss);
+        if (round >= WARMUP && target === 'proxy') {
+          proxyCpu.up.push(up.cpuSeconds);
+          proxyCpu.down.push(down.cpuSeconds);
+        }
         if (round >= WARMUP) {
           runs[target].up.push(SIZE / MiB / (up.result.ms / 1000));
           runs[target].down.push(SIZE / MiB / (down.result.ms / 1000));
@@ -285,6 +292,8 @@ try {
       '| --- | ---: | ---: | --- |',
       `| proxy / direct | ${ok(ratioUp.toFixed(2), ratioUp >= 0.85)} | ${ok(ratioDown.toFixed(2), ratioDown >= 0.85)} | ≥ 0.85 |`,
       `| proxy peak RSS (idle ${mb(proxyIdle)}, VmHWM ${mb(hwm)}) | ${ok(mb(proxyPeak), proxyPeak < 150e6)} | | < 150 MB |`,
+      '',
+      `The proxy's own CPU time per ${SIZE / MiB} MiB transfer (user + system, median): upload ${median(proxyCpu.up).toFixed(2)} s, download ${median(proxyCpu.down).toFixed(2)} s; load average (1 min) when they ended ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs.`,
       '',
     );
   }
