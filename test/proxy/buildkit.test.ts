@@ -19,7 +19,7 @@ import {
 } from '../peers/support.js';
 import type { MockProcess } from '../support/cli.js';
 import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
-import { type ProxyProcess, spawnProxy, spawnUpstream } from './support.js';
+import { addFault, clearFaults, type ProxyProcess, spawnProxy, spawnUpstream } from './support.js';
 
 const MiB = 1024 * 1024;
 const COPY_STEPS = ['[1/3] COPY a.txt /a.txt', '[2/3] COPY big.bin /big.bin', '[3/3] COPY c.txt /c.txt'];
@@ -155,6 +155,49 @@ describe('BuildKit type=gha through the proxy', () => {
     const digest = await digestTree(exported.output);
     expect(await digestTree(viaProxy.output)).toEqual(digest);
     expect(await digestTree(direct.output)).toEqual(digest);
+  });
+
+  it('upstream faults reach BuildKit as they happened, and it copes as without the proxy', async () => {
+    const token = upstream.env.ACTIONS_RUNTIME_TOKEN!;
+    // A 429 with Retry-After on the index reservation: go-actions-cache waits and retries.
+    const rateLimited = {
+      op: 'CreateCacheEntry' as const,
+      key: 'index-*',
+      times: 1,
+      action: { type: 'status' as const, status: 429, retryAfterSeconds: 1 },
+    };
+    const before = (await proxy.traffic()).at(-1)!.id;
+    await addFault(upstream.url, rateLimited);
+    const viaProxy = await buildFresh('export-429-proxy', {
+      exportCache: gha(proxy.url, token, ',mode=max').replace('scope=main', 'scope=rl-proxy'),
+    });
+    await clearFaults(upstream.url);
+    await addFault(upstream.url, rateLimited);
+    const direct = await buildFresh('export-429-direct', {
+      exportCache: gha(upstream.url, token, ',mode=max').replace('scope=main', 'scope=rl-direct'),
+    });
+    await clearFaults(upstream.url);
+    expect(viaProxy.cached).toEqual(direct.cached);
+    const index = (await proxy.traffic(`after=${before}`)).filter(
+      (e) => e.op === 'CreateCacheEntry' && e.key?.startsWith('index-'),
+    );
+    expect(index.map((e) => [e.status, e.outcome])).toEqual([
+      [429, 'rate-limited'],
+      [200, 'created'],
+    ]);
+    // An expired download URL on the first blob read: go-actions-cache asks for a fresh one and the import is CACHED.
+    const expired = { op: 'GetBlob' as const, nth: 1, action: { type: 'expire-url' as const } };
+    const mark = (await proxy.traffic()).at(-1)!.id;
+    await addFault(upstream.url, expired);
+    const importProxy = await buildFresh('import-expired-proxy', { importCache: gha(proxy.url, token) });
+    await clearFaults(upstream.url);
+    await addFault(upstream.url, expired);
+    const importDirect = await buildFresh('import-expired-direct', { importCache: gha(upstream.url, token) });
+    await clearFaults(upstream.url);
+    expect(importProxy.cached).toEqual(all(true));
+    expect(importDirect.cached).toEqual(all(true));
+    const blobs = (await proxy.traffic(`after=${mark}`)).filter((e) => e.op === 'GetBlob');
+    expect(blobs[0]).toMatchObject({ status: 403, errorCode: 'AuthenticationFailed' });
   });
 
   it('--save-entries, then serve --seed: an import against the seeded local mock is fully CACHED', async () => {

@@ -126,7 +126,9 @@ export async function forwardBlob(
     if (!res.writableFinished) abort.abort();
   });
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'DELETE';
-  const uploadSink = hasBody ? await ctx.saver?.uploadSink(target, op, query.get('blockid') ?? undefined) : undefined;
+  const uploadSink = hasBody
+    ? await ctx.saver?.uploadSink(target, op, query.get('blockid') ?? undefined)
+    : undefined;
   // Without a sink the body goes straight through (one stage less per chunk), its bytes counted on the way.
   const upload = hasBody ? (uploadSink ? new Tap(uploadSink) : counted(request.raw)) : undefined;
   if (upload instanceof Tap) {
