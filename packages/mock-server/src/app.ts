@@ -34,7 +34,7 @@ import { buildReport, type InspectorRoutesOptions, inspectorRoutes } from './rep
 import { createRepositoryRegistry } from './repositories.js';
 import { requestLogPlugin } from './request-log.js';
 import { createSeeder } from './seed.js';
-import { createMemoryStorage } from './storage/memory.js';
+import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
 import type { CacheServiceDeps } from './twirp/cache-service.js';
 import { uiPlugin } from './ui/plugin.js';
@@ -197,7 +197,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const inspector: InspectorRoutesOptions = {
     journal: traffic,
     removals,
-    store: storage,
+    store: {
+      listEntries: (filter) => storage.metadata.listEntries(filter),
+      listRepositoryUsage: () => storage.metadata.listRepositoryUsage(),
+      openBlob: (blobId) => storage.blobs.openBlob(blobId),
+    },
     repositoryName,
     repositoryId: (fullName: string) => repositories.byName(fullName)?.id,
   };
@@ -228,7 +232,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // Before the request log: its line then carries the client, the outcome and a miss's reason.
   await app.register(journalPlugin, {
     journal: traffic,
-    store: storage,
+    store: storage.metadata,
     removals,
     repositories,
     clock,
@@ -240,7 +244,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(faultsPlugin, {
     engine: faults,
     blobRoute: `/${encodeURIComponent(accountName)}/${containerName}/:blobId`,
-    keyOfBlob: (blobId) => storage.findEntryByBlobId(blobId)?.key,
+    keyOfBlob: async (blobId) => (await storage.metadata.findEntryByBlobId(blobId))?.key,
     now: () => clock.now(),
   });
 
@@ -264,7 +268,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const metrics = createMetrics({
     journal: traffic,
     removals,
-    usage: () => storage.listRepositoryUsage(),
+    usage: () => storage.metadata.listRepositoryUsage(),
     repositoryName,
     processMetrics: options.processMetrics ?? false,
   });

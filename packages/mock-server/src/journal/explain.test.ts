@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, MAIN_RW, type TestApp, VERSION } from '../twirp/test-helpers.js';
+import { createTestApp, MAIN_RW, type TestApp, VERSION } from '../../testing/twirp-helpers.js';
 import type { TrafficEvent } from './types.js';
 
 const DAY = 86_400_000;

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../twirp/test-helpers.js';
+import { createTestApp, type TestApp } from '../../testing/twirp-helpers.js';
 import { type NewTrafficEvent, openJournal, parseTrafficFilter } from './journal.js';
 import { Ring } from './ring.js';
 

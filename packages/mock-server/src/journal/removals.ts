@@ -80,7 +80,7 @@ export function createRemovalLedger(capacity = 10_000): RemovalLedger {
 
 /**
  * A view of `storage` whose `deleteEntry` notes each removal in `ledger`, with the cause `causeOf`
- * gives for the entry as it was just before. Every other method is the storage's own.
+ * gives for the entry as it was when deleted. Every other member is the storage's own.
  */
 export function noteRemovals(
   storage: CacheStorage,
@@ -89,12 +89,10 @@ export function noteRemovals(
 ): CacheStorage {
   const view = Object.create(storage) as CacheStorage & { deleteEntry: CacheStorage['deleteEntry'] };
   const deleteEntry = storage.deleteEntry.bind(storage);
-  const getEntry = storage.getEntry.bind(storage);
-  view.deleteEntry = (id, now) => {
-    const before = getEntry(id);
-    const result = deleteEntry(id, now);
-    if (before) ledger.note(before, causeOf(before, now), now);
-    return result;
+  view.deleteEntry = async (id, now) => {
+    const removed = await deleteEntry(id, now);
+    if (removed) ledger.note(removed, causeOf(removed, now), now);
+    return removed;
   };
   return view;
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp, VERSION } from '../twirp/test-helpers.js';
+import { createTestApp, type TestApp, VERSION } from '../../testing/twirp-helpers.js';
 
 let t: TestApp;
 afterEach(async () => {
