@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runGhaCache } from '../client/support/gha-cache-cli.js';
+import { freePort } from '../peers/support.js';
 import type { MockProcess } from '../support/cli.js';
 import { sha256File, writeRandomFile } from '../support/files.js';
 import {
@@ -221,6 +222,34 @@ describe('gha-cache-mock proxy', () => {
       ]);
     } finally {
       await directProxy.stop();
+    }
+  });
+});
+
+describe('an upstream that cannot be reached', () => {
+  it('gets a Twirp 502 unavailable naming the upstream (the only answer the proxy makes up), and the proxy stays up', async () => {
+    const closed = await freePort();
+    const lonely = await spawnProxy(`http://127.0.0.1:${closed}/`);
+    try {
+      const res = await fetch(
+        `${lonely.url}/twirp/github.actions.results.api.v1.CacheService/CreateCacheEntry`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` },
+          body: JSON.stringify({ key: 'k', version: 'v' }),
+        },
+      );
+      expect(res.status).toBe(502);
+      expect(await res.json()).toEqual({
+        code: 'unavailable',
+        msg: `gha-cache-mock proxy: the upstream http://127.0.0.1:${closed} could not be reached (ECONNREFUSED)`,
+      });
+      expect((await fetch(`${lonely.url}/healthz`)).status).toBe(200);
+      expect((await lonely.traffic()).map((e) => [e.op, e.key, e.outcome, e.errorCode])).toEqual([
+        ['CreateCacheEntry', 'k', 'error', 'upstream_unreachable'],
+      ]);
+    } finally {
+      await lonely.stop();
     }
   });
 });

@@ -389,6 +389,9 @@ program
     const upstream = opts.upstream ?? process.env.ACTIONS_RESULTS_URL;
     if (!upstream) throw new Error('no upstream: pass --upstream <url> or set ACTIONS_RESULTS_URL');
     const base = parseUpstream(upstream);
+    if (opts.saveEntries && opts.blobs === 'direct') {
+      throw new Error('--save-entries needs the blobs to go through the proxy: drop --blobs direct');
+    }
     const app = await buildProxyApp({
       upstream: base.href,
       blobs: opts.blobs,
