@@ -244,6 +244,38 @@ describe('put / get / lookup', () => {
     const res = await runGhaCache(['get', 'missing', join(dir, 'x')], { env });
     expect(res.code).toBe(1);
   });
+
+  it('put, get and lookup take the key as --key too; both must agree, and one is needed', async () => {
+    const dir = await workspace('pg-key-option');
+    const src = join(dir, 'src.bin');
+    await writeFile(src, 'by option');
+    const put = await runGhaCache(['put', '--key', 'blob-opt', src, '--json'], { env });
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.json()).toMatchObject({ saved: true, key: 'blob-opt' });
+    const get = await runGhaCache(['get', '-k', 'blob-opt', '-'], { env });
+    expect(get.code, get.stderr).toBe(0);
+    expect(get.stdout.toString()).toBe('by option');
+    const same = await runGhaCache(['get', 'blob-opt', join(dir, 'same.bin'), '--key', 'blob-opt'], { env });
+    expect(same.code, same.stderr).toBe(0);
+    expect(await readFile(join(dir, 'same.bin'), 'utf8')).toBe('by option');
+    const lookup = await runGhaCache(['lookup', '--key', 'blob-opt'], { env });
+    expect(lookup.code, lookup.stderr).toBe(0);
+    expect(lookup.stdout.toString().trim()).toBe('blob-opt');
+
+    const differ = await runGhaCache(['get', 'blob-opt', '-', '--key', 'other'], { env });
+    expect(differ.code).toBe(2);
+    expect(differ.stderr).toContain("the key is given twice, differently: 'blob-opt' and --key 'other'");
+    expect(differ.stdout.length).toBe(0);
+    const lookupDiffer = await runGhaCache(['lookup', 'blob-opt', '--key', 'other'], { env });
+    expect(lookupDiffer.code).toBe(2);
+    for (const args of [['put'], ['get'], ['lookup'], ['put', src]]) {
+      const none = await runGhaCache(args, { env });
+      expect(none.code, args.join(' ')).toBe(2);
+    }
+    const noFile = await runGhaCache(['put', '--key', 'blob-opt'], { env });
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain("missing required argument 'file'");
+  });
 });
 
 describe('errors and exit codes', () => {

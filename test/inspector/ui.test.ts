@@ -5,15 +5,15 @@
  * deleted from the Entries page, and the Summary counts it all. A screenshot of each page is saved under
  * test/.artifacts/. Real-client metrics are checked in the same run.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as cache from '@actions/cache';
-import type { Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstalledPeers } from '../peers/install.mjs';
 import { requirePeers, runCommand, startBuildkitd } from '../peers/support.js';
-import { ARTIFACTS_DIR, launchChromium, type TestBrowser } from '../support/chromium.js';
+import { launchChromium } from '../support/chromium.js';
 import { writeRandomFile, writeTree } from '../support/files.js';
 import { startTestMock, type TestMock } from '../support/mock.js';
 import { useActionsCacheEnv } from '../support/stdout.js';
@@ -30,12 +30,14 @@ interface Event {
 
 let peers: Required<Pick<InstalledPeers, 'buildkit' | 'runc'>>;
 let mock: TestMock;
-let browser: TestBrowser;
+let browser: Browser;
 let page: Page;
 let work: string;
 let restoreEnv: (() => void) | undefined;
 const pageErrors: string[] = [];
 
+/** Screenshots of the pages (git-ignored). */
+const ARTIFACTS_DIR = join(import.meta.dirname, '..', '.artifacts');
 const events = (): Event[] => mock.app.mock.traffic.query() as unknown as Event[];
 const shot = (name: string) =>
   page.screenshot({ path: join(ARTIFACTS_DIR, `ui-${name}.png`), fullPage: true });
@@ -58,8 +60,9 @@ beforeAll(async () => {
   mock = await startTestMock();
   work = await mkdtemp(join(tmpdir(), 'gha-ui-'));
   restoreEnv = await useActionsCacheEnv(mock.env, work);
+  await mkdir(ARTIFACTS_DIR, { recursive: true });
   browser = await launchChromium();
-  page = await browser.context.newPage();
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.on('pageerror', (err) => pageErrors.push(err.message));
   await page.goto(`${mock.url}/_ui/#traffic`);
   await page.locator('#traffic-state', { hasText: 'live' }).waitFor({ timeout: 60_000 });
@@ -199,5 +202,25 @@ describe('the web UI in Chromium, with real clients', () => {
     expect(m.get('gha_cache_entries_removed_total{cause="deleted-admin"}')).toBe(1);
     expect(sum(m, 'gha_cache_request_duration_seconds_count{')).toBe(events().length);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('with an admin token: the page asks for it once, keeps it for the session, and every call sends it', async () => {
+    const guarded = await startTestMock({ adminToken: 'ui-test-admin-token' });
+    const tab = await browser.newPage();
+    try {
+      await tab.goto(`${guarded.url}/_ui/#summary`);
+      await tab.locator('#token-dialog[open]').waitFor({ timeout: 30_000 });
+      await tab.fill('#token-input', 'ui-test-admin-token');
+      await tab.click('#token-submit');
+      await tab.locator('.stat .label', { hasText: 'hit ratio' }).waitFor({ timeout: 30_000 });
+      // Another page of the same session: no second prompt, the live stream is authorised too.
+      await tab.goto(`${guarded.url}/_ui/#traffic`);
+      await tab.locator('#traffic-state', { hasText: 'live' }).waitFor({ timeout: 30_000 });
+      expect(await tab.locator('#token-dialog[open]').count()).toBe(0);
+      expect(await tab.content()).not.toContain('ui-test-admin-token');
+    } finally {
+      await tab.close();
+      await guarded.dispose();
+    }
   });
 });

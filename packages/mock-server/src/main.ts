@@ -19,6 +19,7 @@ import { buildProxyApp, parseUpstream } from './proxy/index.js';
 import { renderReport } from './report/markdown.js';
 import { summarize } from './report/summary.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
+import { createHostAllowList } from './security/hosts.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
 
@@ -44,6 +45,15 @@ const collectRepository = (value: string, previous: Repository[] = []): Reposito
 };
 
 const collectPath = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+const collectHost = (value: string, previous: string[] = []): string[] => {
+  try {
+    createHostAllowList({ names: [value] });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return [...previous, value];
+};
 
 const collectFault = (value: string, previous: FaultRuleInput[] = []): FaultRuleInput[] => {
   try {
@@ -178,6 +188,17 @@ program
     collectRepository,
   )
   .option('--rest-token <token>', 'the only token the REST API accepts (default: any bearer token)')
+  .addOption(
+    new Option(
+      '--admin-token <token>',
+      'bearer token the admin API, UI and /metrics require (default: none on loopback, generated otherwise)',
+    ).env('GHA_CACHE_ADMIN_TOKEN'),
+  )
+  .option(
+    '--allowed-host <name>',
+    'another Host name the admin API, UI, metrics and REST API answer to, repeatable (.example.com: and subdomains)',
+    collectHost,
+  )
   .option(
     '--seed <manifest|dir>',
     'preload entries from a seed manifest (or a directory with manifest.json), repeatable',
@@ -236,6 +257,9 @@ program
           }
         : {}),
       ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
+      // An empty GHA_CACHE_ADMIN_TOKEN counts as not set.
+      ...(opts.adminToken ? { adminToken: opts.adminToken } : {}),
+      ...(opts.allowedHost ? { allowedHosts: opts.allowedHost } : {}),
       logger: { level: opts.logLevel, stream: logStream(opts.logFormat) },
       ...(opts.trafficLog ? { trafficLog: resolve(opts.trafficLog) } : {}),
       trafficRingSize: opts.trafficRing,
@@ -290,6 +314,16 @@ program
     for (const rule of mock.faults.list()) {
       process.stderr.write(`gha-cache-mock: fault rule ${rule.id}: ${JSON.stringify(rule)}\n`);
     }
+    if (mock.adminTokenGenerated) {
+      // Shown once, here only: it is in no export line, file or log.
+      process.stderr.write(
+        `gha-cache-mock: listening beyond loopback, so the admin API, UI and /metrics need this generated token\n` +
+          `  (send "Authorization: Bearer <token>"; fix one with --admin-token or GHA_CACHE_ADMIN_TOKEN):\n` +
+          `gha-cache-mock: admin token ${mock.adminToken}\n`,
+      );
+    } else if (mock.adminToken !== undefined) {
+      process.stderr.write('gha-cache-mock: the admin API, UI and /metrics require the given admin token\n');
+    }
     // Last: the export lines on stdout are the signal that everything above is ready.
     process.stdout.write(`${lines.join('\n')}\n`);
   });
@@ -315,7 +349,11 @@ program
   .description('print the Markdown summary of the traffic (for $GITHUB_STEP_SUMMARY)')
   .option('--url <url>', 'a running mock (default http://127.0.0.1:8787)')
   .option('--traffic-log <file>', 'read this traffic log (NDJSON) instead of asking a running mock')
-  .option('--admin-token <token>', 'admin token of the running mock, if it requires one')
+  .addOption(
+    new Option('--admin-token <token>', 'admin token of the running mock, if it requires one').env(
+      'GHA_CACHE_ADMIN_TOKEN',
+    ),
+  )
   .action(async (opts) => {
     if (opts.trafficLog) {
       const events = (await readFile(opts.trafficLog, 'utf8'))

@@ -156,6 +156,24 @@ describe('traffic events', () => {
     });
   });
 
+  it('records an answer a fault rule gave as a fault, with the rule, and counts it in /metrics', async () => {
+    t.app.mock.faults.add({
+      id: 'boom',
+      op: 'GetCacheEntryDownloadURL',
+      times: 1,
+      action: { type: 'status', status: 503 },
+    });
+    const res = await t.rpc('GetCacheEntryDownloadURL', { key: 'k', version: VERSION });
+    expect(res.statusCode).toBe(503);
+    await t.get('k');
+    expect(events().map((e) => [e.outcome, e.fault, e.status])).toEqual([
+      ['fault', 'boom', 503],
+      ['miss', undefined, 200],
+    ]);
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toContain('gha_cache_fault_firings_total{rule="boom"} 1');
+  });
+
   it('records write denied, read denied and rate limited', async () => {
     const readOnly = t.token([{ scope: 'refs/heads/main', permission: 1 }]);
     await t.rpc('CreateCacheEntry', { key: 'k', version: VERSION }, readOnly);

@@ -47,8 +47,10 @@ export const uiPlugin: FastifyPluginAsync<UiPluginOptions> = async (app, options
     if (!file) return reply.code(404).send();
     return reply.headers(SECURITY_HEADERS).type(file.type).send(file.body);
   });
-  app.get('/_ui/:name', async (request, reply) => {
-    const { name } = request.params as { name: string };
+  // A wildcard, not a parameter: the admin guard serves static files under `/_ui/` without the admin
+  // token only from non-parametric routes. Only names of the files read above ever match.
+  app.get('/_ui/*', async (request, reply) => {
+    const name = (request.params as { '*': string })['*'];
     const file = serve(name);
     if (!file) {
       return reply
