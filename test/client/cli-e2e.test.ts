@@ -1,6 +1,9 @@
 /**
  * End to end: every `gha-cache` command as a real process against the mock server over real sockets.
  */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +11,7 @@ import { type MockServer, startMockServer } from '@gha-cache/mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestTree, sha256File, writeRandomFile, writeTree } from '../support/files.js';
 import { type FaultProxy, startFaultProxy } from './support/fault-proxy.js';
-import { runGhaCache } from './support/gha-cache-cli.js';
+import { GHA_CACHE_BIN, runGhaCache } from './support/gha-cache-cli.js';
 
 const MiB = 1024 * 1024;
 
@@ -279,6 +282,24 @@ describe('put / get / lookup', () => {
 });
 
 describe('errors and exit codes', () => {
+  it('a reader that closes stdout early (get K - | head) ends the CLI quietly with the SIGPIPE status', async () => {
+    expect((await runGhaCache(['put', 'pipe-early', '-'], { env, input: randomBytes(8 << 20) })).code).toBe(
+      0,
+    );
+    const child = spawn(process.execPath, [GHA_CACHE_BIN, 'get', 'pipe-early', '-', '--quiet'], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.stdout.once('data', () => child.stdout.destroy());
+    const [code] = await once(child, 'close');
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+  });
+
   it('no URL or token, bad keys, bad flags: exit 2', async () => {
     expect((await runGhaCache(['lookup', 'k'], { env: {} })).code).toBe(2);
     expect((await runGhaCache(['lookup', 'a,b'], { env })).code).toBe(2);
