@@ -386,6 +386,33 @@ describe('secrets', () => {
   });
 });
 
+describe("the proxy's own pages", () => {
+  /** A GET with exactly these headers (node:http sends the Host given). */
+  const get = (path: string, headers: Record<string, string>) =>
+    new Promise<number>((resolve, reject) => {
+      const u = new URL(proxy.url);
+      const req = httpRequest({ host: u.hostname, port: u.port, path, headers }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it("are guarded like the mock's (a rebinding Host, a foreign Origin), while forwarded paths answer any Host", async () => {
+    expect(await get('/_admin/traffic', { host: 'attacker.example' })).toBe(421);
+    expect(
+      await get('/_admin/traffic', { host: new URL(proxy.url).host, origin: 'http://attacker.example' }),
+    ).toBe(403);
+    expect(await get('/_admin/traffic', { host: new URL(proxy.url).host })).toBe(200);
+    expect(await get('/_admin/entries', { host: new URL(proxy.url).host })).toBe(404);
+    // A Twirp path is the upstream's: the proxy forwards it whatever the Host (here the upstream's 404 for GET).
+    expect(
+      await get('/twirp/github.actions.results.api.v1.CacheService/Nope', { host: 'any.example' }),
+    ).not.toBe(421);
+  });
+});
+
 describe('--save-entries then serve --seed', () => {
   it('what went through the proxy is served by a seeded local mock', async () => {
     const manifest = JSON.parse(await readFile(join(work, 'seed', 'manifest.json'), 'utf8')) as {

@@ -6,6 +6,7 @@
  *   gha-cache-mock report [--url URL | --traffic-log FILE]    print the Markdown traffic report
  *   gha-cache-mock proxy --upstream URL [--port 8787] …       record the traffic to another cache service
  */
+import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,7 +20,7 @@ import { buildProxyApp, parseUpstream } from './proxy/index.js';
 import { renderReport } from './report/markdown.js';
 import { summarize } from './report/summary.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
-import { createHostAllowList } from './security/hosts.js';
+import { createHostAllowList, isLoopbackHost } from './security/hosts.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
 
@@ -430,8 +431,14 @@ program
     if (opts.saveEntries && opts.blobs === 'direct') {
       throw new Error('--save-entries needs the blobs to go through the proxy: drop --blobs direct');
     }
+    const adminTokenGenerated = opts.adminToken === undefined && !isLoopbackHost(opts.host);
+    const adminToken: string | undefined = adminTokenGenerated
+      ? randomBytes(24).toString('base64url')
+      : opts.adminToken;
     const app = await buildProxyApp({
       upstream: base.href,
+      ...(adminToken !== undefined ? { adminToken } : {}),
+      ...(opts.allowedHost ? { allowedHosts: opts.allowedHost } : {}),
       blobs: opts.blobs,
       ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
       ...(opts.saveEntries ? { saveEntriesDir: resolve(opts.saveEntries) } : {}),

@@ -16,6 +16,7 @@ import { createMetrics } from '../metrics/metrics.js';
 import { metricsPlugin } from '../metrics/plugin.js';
 import { renderReport } from '../report/markdown.js';
 import { summarize } from '../report/summary.js';
+import { securityGuardPlugin } from '../security/guard.js';
 import { uiPlugin } from '../ui/plugin.js';
 import { forwardBlob } from './blob.js';
 import { BLOB_PREFIX, createBlobUrlRegistry } from './blob-urls.js';
@@ -43,6 +44,10 @@ export interface ProxyAppOptions {
   readonly traffic?: TrafficJournal;
   /** `GET /metrics` also carries Node.js process metrics. Default false. */
   readonly processMetrics?: boolean;
+  /** Bearer token the admin API, UI and `/metrics` require (as the mock's). Default none. */
+  readonly adminToken?: string;
+  /** More `Host` names the admin API, UI and metrics answer to (as the mock's). */
+  readonly allowedHosts?: readonly string[];
 }
 
 declare module 'fastify' {
@@ -128,6 +133,12 @@ export async function buildProxyApp(options: ProxyAppOptions): Promise<FastifyIn
     report,
   });
 
+  // The same guard as the mock's in front of the proxy's own pages; forwarded paths stay open to any Host.
+  await app.register(securityGuardPlugin, {
+    ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+    ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+  });
   // The proxy's own pages.
   await app.register(trafficRoutes, { prefix: '/_admin', journal: traffic });
   await app.register(
