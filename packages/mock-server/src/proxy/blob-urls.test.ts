@@ -58,6 +58,7 @@ describe('blob URL registry', () => {
   it('withoutSignature keeps every other parameter raw', () => {
     expect(withoutSignature('?a=1&SIG=x&b=%2F')).toBe('?a=1&b=%2F');
     expect(withoutSignature('?sig=x')).toBe('');
+    expect(withoutSignature('?%73IG=x&a=1')).toBe('?a=1');
   });
 });
 

@@ -43,12 +43,22 @@ export interface BlobUrlRegistryOptions {
   readonly maxEntries?: number;
 }
 
+/** A raw `name=value` pair's name, decoded and lower-cased (`%73IG` is `sig` too). */
+function paramName(pair: string): string {
+  const raw = pair.split('=')[0]!;
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return raw.toLowerCase();
+  }
+}
+
 /** The query of `url` without its `sig` parameter (kept raw, so the other values read as before). */
 export function withoutSignature(search: string): string {
   const kept = search
     .replace(/^\?/, '')
     .split('&')
-    .filter((p) => p !== '' && !/^sig=/i.test(p));
+    .filter((p) => p !== '' && paramName(p) !== 'sig');
   return kept.length > 0 ? `?${kept.join('&')}` : '';
 }
 
