@@ -49,12 +49,14 @@ export type {
   MissExplanation,
   MissReason,
   Outcome,
+  SurfaceKind,
   TrafficEvent,
   TrafficFilter,
 } from './journal/types.js';
 export { type ActionsCacheJson, GitHubApiError, REST_API_VERSION } from './plugins/rest.js';
 export type { MockPolicies } from './policies/policies.js';
 export { DEFAULT_POLICY_SETTINGS, type PolicySettings, PolicySettingsError } from './policies/settings.js';
+export { type BlobMode, buildProxyApp, type ProxyAppOptions, parseUpstream } from './proxy/index.js';
 export {
   createRepositoryRegistry,
   DEFAULT_REPOSITORY,

@@ -88,6 +88,11 @@ export interface MissExplanation {
   readonly at?: string;
   /** For `no-such-key`: the stored keys closest by common prefix, to spot typos. */
   readonly nearestKeys?: readonly string[];
+  /**
+   * What the explanation rests on: `store` (the mock looked at its entries, the default) or `traffic`
+   * (the recording proxy, which cannot see the upstream's store, only the calls that went through it).
+   */
+  readonly basis?: 'store' | 'traffic';
 }
 
 /** One request, as the journal keeps it. Never holds a token or a SAS signature. */
@@ -133,6 +138,8 @@ export interface TrafficEvent {
   readonly fault?: string;
   /** Entries a Finalize evicted to fit the quota. */
   readonly evicted?: number;
+  /** Recorded by the proxy: the upstream service's origin (`https://host`), which gave this answer. */
+  readonly upstream?: string;
 }
 
 /** Filters of `GET /_admin/traffic`; every field given must match. */
