@@ -5,7 +5,8 @@
 // same run. Interleaved, median of --runs; keep-alive connection, like azcore's.
 // The mock's time covers Put Blocks + Put Block List (+ Finalize, reported apart); Create is untimed.
 //
-//   node bench/buildkit-pattern.mjs [--blocks 256] [--runs 5] [--mock-main F]
+//   node bench/buildkit-pattern.mjs [--blocks 256] [--runs 5] [--mock-main F] [--cpu-prof]
+// --cpu-prof writes a V8 profile of the mock to bench/.out/prof/.
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +25,7 @@ const { values: args } = parseArgs({
     blocks: { type: 'string', default: '256' },
     runs: { type: 'string', default: '5' },
     'mock-main': { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const BLOCKS = Number(args.blocks);
@@ -77,7 +79,17 @@ function start(nodeArgs, ready) {
 const dir = await mkdtemp(join(tmpdir(), 'gha-cache-bench-buildkit-'));
 try {
   const mock = await start(
-    [MOCK_MAIN, 'serve', '--port', '0', '--data-dir', join(dir, 'mock'), '--log-level', 'silent'],
+    [
+      ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(here, '.out', 'prof')}`] : []),
+      MOCK_MAIN,
+      'serve',
+      '--port',
+      '0',
+      '--data-dir',
+      join(dir, 'mock'),
+      '--log-level',
+      'silent',
+    ],
     (line, s) => {
       const m = /^export (\w+)=(.*)$/.exec(line);
       if (m) s[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
