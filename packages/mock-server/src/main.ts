@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
+import { DEFAULT_CONNECTION_TIMEOUTS } from './connections.js';
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
@@ -155,6 +156,11 @@ program
   )
   .option('--quota-exhausted', 'hard-quota mode: Create and Finalize answer 412 "insufficient usage"', false)
   .option(
+    '--visibility-delay <duration>',
+    "hide a committed entry from lookups for this long after its Finalize, as GitHub's eventual consistency does (default: 0, off)",
+    parseDuration,
+  )
+  .option(
     '--clock-offset <duration>',
     'start with simulated time this far ahead of real time',
     parseDuration,
@@ -179,6 +185,30 @@ program
   .option(
     '--export-file <file>',
     'also write the export lines to this file once ready (not --env-file: Node 20 claims that flag)',
+  )
+  .option(
+    '--shutdown-grace <duration>',
+    'on SIGTERM/SIGINT, let requests in flight finish for this long before closing',
+    parseDuration,
+    10_000,
+  )
+  .option(
+    '--headers-timeout <duration>',
+    'most time a client may take to send request headers (then 408)',
+    parseDuration,
+    DEFAULT_CONNECTION_TIMEOUTS.headersTimeoutMs,
+  )
+  .option(
+    '--keep-alive-timeout <duration>',
+    'close an idle keep-alive connection after this long',
+    parseDuration,
+    DEFAULT_CONNECTION_TIMEOUTS.keepAliveTimeoutMs,
+  )
+  .option(
+    '--stall-timeout <duration>',
+    'drop a request whose connection moves no byte for this long (0 = never)',
+    parseDuration,
+    DEFAULT_CONNECTION_TIMEOUTS.stallTimeoutMs,
   )
   .addOption(
     new Option('--log-level <level>', 'request log level (logs go to stderr)')
@@ -206,6 +236,13 @@ program
       ...(opts.idleTtl !== undefined ? { idleTtlMs: offToNull(opts.idleTtl) } : {}),
       ...(opts.rateLimit !== undefined ? { rateLimitPerMinute: offToNull(opts.rateLimit) } : {}),
       quotaExhausted: opts.quotaExhausted,
+      ...(opts.visibilityDelay !== undefined ? { visibilityDelayMs: opts.visibilityDelay } : {}),
+      shutdownGraceMs: opts.shutdownGrace,
+      timeouts: {
+        headersTimeoutMs: opts.headersTimeout,
+        keepAliveTimeoutMs: opts.keepAliveTimeout,
+        stallTimeoutMs: opts.stallTimeout,
+      },
       ...(opts.fault ? { faults: opts.fault } : {}),
       ...(opts.repository
         ? {
@@ -230,13 +267,31 @@ program
     mock.app.mock.clock.advance(opts.clockOffset);
     const token = mock.mintToken(opts.scope, { ttlMs: opts.tokenTtl });
     const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
-    let closing = false;
+    let signals = 0;
     const shutdown = (signal: string) => {
-      if (closing) return;
-      closing = true;
-      process.stderr.write(`gha-cache-mock: ${signal}, closing\n`);
+      if (++signals > 1) {
+        // A second signal: no more waiting for requests in flight.
+        process.stderr.write(`gha-cache-mock: ${signal} again, closing now\n`);
+        mock.app.server.closeAllConnections();
+        return;
+      }
+      const inFlight = mock.inFlight;
+      process.stderr.write(
+        `gha-cache-mock: ${signal}, closing` +
+          (inFlight > 0
+            ? ` after ${inFlight} request(s) in flight finish (at most ${opts.shutdownGrace} ms)`
+            : '') +
+          '\n',
+      );
       mock.close().then(
-        () => process.exit(0),
+        ({ unfinished }) => {
+          if (unfinished > 0)
+            process.stderr.write(
+              `gha-cache-mock: cut ${unfinished} request(s) still running after the grace period\n`,
+            );
+          process.stderr.write('gha-cache-mock: closed\n');
+          process.exit(0);
+        },
         (err: unknown) => {
           process.stderr.write(`gha-cache-mock: close failed: ${String(err)}\n`);
           process.exit(1);

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
 import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
+import { trackRequests } from './connections.js';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import type { FaultRegistry } from './faults/index.js';
 import type { Seeder } from './seed.js';
 import { createFsStorage } from './storage/fs.js';
@@ -21,6 +23,16 @@ export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   readonly dataDir?: string;
   /** Scopes of the token in `token` and `env`. Default `refs/heads/main` read+write. */
   readonly scopes?: readonly TokenScope[];
+  /**
+   * How long `close()` lets requests in flight finish before cutting them (ms). Default 0: at once,
+   * as tests want; the CLI's `--shutdown-grace` defaults to 10 s.
+   */
+  readonly shutdownGraceMs?: number;
+}
+
+export interface CloseOptions {
+  /** Overrides `shutdownGraceMs` for this call. */
+  readonly graceMs?: number;
 }
 
 export interface MockServerEnv {
@@ -49,7 +61,13 @@ export interface MockServer {
   readonly faults: FaultRegistry;
   /** Mints another runtime token, e.g. `mintToken([{ scope: 'refs/heads/main', permission: 1 }])`. */
   mintToken(scopes?: readonly TokenScope[], options?: Omit<MintTokenOptions, 'scopes'>): string;
-  close(): Promise<void>;
+  /** Requests received and not yet answered in full. */
+  readonly inFlight: number;
+  /**
+   * Stops accepting connections, lets requests in flight finish for the grace period, cuts what is
+   * left, closes the storage and releases the data dir. Resolves to how many requests were cut.
+   */
+  close(options?: CloseOptions): Promise<{ unfinished: number }>;
 }
 
 interface Secrets {
@@ -84,8 +102,10 @@ export async function loadSecrets(dataDir: string): Promise<Secrets> {
   return loadSecrets(dataDir);
 }
 
+const storageKind = (options: MockServerOptions) => options.storage ?? (options.dataDir ? 'fs' : 'memory');
+
 function openStorage(options: MockServerOptions): CacheStorage {
-  const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
+  const kind = storageKind(options);
   if (typeof kind !== 'string') return kind;
   if (kind === 'memory') return createMemoryStorage();
   if (!options.dataDir) throw new Error('storage "fs" needs a dataDir');
@@ -94,19 +114,30 @@ function openStorage(options: MockServerOptions): CacheStorage {
 
 /** Starts the mock on a real socket, for test suites: `const mock = await startMockServer(); … await mock.close()`. */
 export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
-  const { host = '127.0.0.1', port = 0, dataDir, scopes } = options;
-  const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
-  const storage = openStorage(options);
-  const app = await buildApp({
-    ...options,
-    storage,
-    tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
-    accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
-  });
+  const { host = '127.0.0.1', port = 0, dataDir, scopes, shutdownGraceMs = 0 } = options;
+  // One live server per data dir: taken before the database is opened, released after it is closed.
+  const lock: DataDirLock | undefined =
+    storageKind(options) === 'fs' && dataDir ? await acquireDataDirLock(dataDir) : undefined;
+  let app: FastifyInstance;
+  try {
+    const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
+    const storage = openStorage(options);
+    app = await buildApp({
+      ...options,
+      storage,
+      tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
+      accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
+    });
+  } catch (err) {
+    await lock?.release();
+    throw err;
+  }
+  const drainer = trackRequests(app.server);
   try {
     await app.listen({ host, port });
   } catch (err) {
     await app.close();
+    await lock?.release();
     throw err;
   }
   const address = app.server.address();
@@ -114,6 +145,21 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const displayHost = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : hostPart;
   const url = `http://${displayHost}:${address.port}`;
+  await lock?.setUrl(url);
+  let closing: Promise<{ unfinished: number }> | undefined;
+  const close = (closeOptions: CloseOptions = {}) => {
+    closing ??= (async () => {
+      const graceMs = closeOptions.graceMs ?? shutdownGraceMs;
+      const { unfinished } = graceMs > 0 ? await drainer.drain(graceMs) : { unfinished: drainer.inFlight };
+      try {
+        await app.close();
+      } finally {
+        await lock?.release();
+      }
+      return { unfinished };
+    })();
+    return closing;
+  };
   // Tokens live on real time (the default `now`), whatever the mock's clock says.
   const mintToken: MockServer['mintToken'] = (s = scopes, opts = {}) =>
     app.mock.tokens.mint({ ...opts, ...(s ? { scopes: s } : {}) });
@@ -129,11 +175,14 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
       GITHUB_REPOSITORY: app.mock.repositories.default.fullName,
       ACTIONS_RUNTIME_TOKEN: token,
     },
-    storage,
+    storage: app.mock.storage,
     app,
     seed: app.mock.seed,
     faults: app.mock.faults,
     mintToken,
-    close: () => app.close(),
+    get inFlight() {
+      return drainer.inFlight;
+    },
+    close,
   };
 }

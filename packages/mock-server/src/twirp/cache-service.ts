@@ -222,10 +222,11 @@ export function getCacheEntryDownloadUrl(
   const { repositoryId } = identity;
 
   // Each step finds a committed entry; one that is idle past the idle TTL or whose bytes are gone is
-  // dropped and the step runs again.
+  // dropped and the step runs again; one still inside the visibility delay makes the step miss.
   const withBlob = (find: () => CacheEntry | undefined): CacheEntry | undefined => {
     for (let e = find(); e; e = find()) {
       if (!isLive(deps, e, now)) continue;
+      if (!deps.policies.isVisible(e, now)) return undefined;
       if (storage.getBlobProperties(e.blobId)?.size === e.sizeBytes) return e;
       storage.deleteEntry(e.id, now);
     }
