@@ -88,11 +88,15 @@ export function trackRequests(server: Server): Drainer {
   const active = new Set<ServerResponse>();
   let draining = false;
   let onIdle: (() => void) | undefined;
-  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     active.add(res);
     if (draining) res.shouldKeepAlive = false;
+    const { socket } = req;
     res.once('close', () => {
       active.delete(res);
+      // A response that went out with keep-alive before the drain began leaves its connection idle:
+      // end it (after what is still buffered) rather than wait for its keep-alive timeout.
+      if (draining && !socket.destroyed) socket.end();
       if (active.size === 0) onIdle?.();
     });
   });
@@ -105,9 +109,6 @@ export function trackRequests(server: Server): Drainer {
       server.close(() => undefined); // no new connections; idle ones are closed too
       for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
       if (active.size === 0) return { unfinished: 0 };
-      // A connection whose response went out before the drain started (headers sent, keep-alive)
-      // turns idle once it finishes: close such connections as they come.
-      const sweeper = setInterval(() => server.closeIdleConnections(), 100);
       let timer: NodeJS.Timeout | undefined;
       try {
         await new Promise<void>((resolve) => {
@@ -117,7 +118,6 @@ export function trackRequests(server: Server): Drainer {
       } finally {
         onIdle = undefined;
         clearTimeout(timer);
-        clearInterval(sweeper);
       }
       return { unfinished: active.size };
     },

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 
 export const LOCK_FILE = 'server.lock';
 
@@ -58,10 +58,13 @@ function processStartOf(pid: number): string | undefined {
   }
 }
 
-function isAlive(info: DataDirLockInfo): boolean {
+/** Lock files this process holds now (two in-process servers must not share a data dir either). */
+const heldHere = new Set<string>();
+
+function isAlive(info: DataDirLockInfo, file: string): boolean {
   // A lock written on another machine (a shared volume) cannot be checked: treat it as held.
   if (info.hostname !== hostname()) return true;
-  if (info.pid === process.pid) return false; // ours from an earlier run of this process: stale
+  if (info.pid === process.pid) return heldHere.has(file);
   try {
     process.kill(info.pid, 0);
   } catch (err) {
@@ -87,7 +90,7 @@ async function readLock(file: string): Promise<DataDirLockInfo | undefined> {
  */
 export async function acquireDataDirLock(dataDir: string): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true });
-  const file = join(dataDir, LOCK_FILE);
+  const file = resolve(dataDir, LOCK_FILE);
   const mine: DataDirLockInfo = {
     pid: process.pid,
     hostname: hostname(),
@@ -103,12 +106,13 @@ export async function acquireDataDirLock(dataDir: string): Promise<DataDirLock> 
       } finally {
         await handle.close();
       }
+      heldHere.add(file);
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = await readLock(file);
-    if (holder && isAlive(holder)) throw new DataDirLockedError(dataDir, holder);
+    if (holder && isAlive(holder, file)) throw new DataDirLockedError(dataDir, holder);
     if (attempt >= 3) throw new Error(`cannot take the lock ${file}: it keeps reappearing`);
     // Stale (or unreadable): move it aside under a unique name, so two starters cannot both remove
     // a lock that a third has just written.
@@ -131,6 +135,7 @@ export async function acquireDataDirLock(dataDir: string): Promise<DataDirLock> 
     async release() {
       if (released) return;
       released = true;
+      heldHere.delete(file);
       const current = await readLock(file);
       if (current?.pid === mine.pid && current.since === mine.since) await rm(file, { force: true });
     },

@@ -17,6 +17,11 @@ export {
   type ManualClock,
   systemClock,
 } from './clock.js';
+export {
+  type ConnectionTimeouts,
+  DEFAULT_CONNECTION_TIMEOUTS,
+} from './connections.js';
+export { DataDirLockedError, type DataDirLockInfo } from './data-dir-lock.js';
 export { AzureError, TWIRP_STATUS, type TwirpCode, TwirpError } from './errors.js';
 export {
   type DropFaultAction,
@@ -63,6 +68,7 @@ export {
   type SeedResult,
 } from './seed.js';
 export {
+  type CloseOptions,
   loadSecrets,
   type MockServer,
   type MockServerEnv,
