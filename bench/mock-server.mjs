@@ -1,4 +1,4 @@
-// The mock server's benchmark (issue 2, "Speed and memory"): one run, loopback only, each server in its
+// The mock server's benchmark: one run, loopback only, each server in its
 // own child process so its RSS is its own.
 //   1. Blob transfers of one incompressible file with @azure/storage-blob 12.31.0 (bench/blob-client.mjs:
 //      uploadFile 64 MiB blocks × 8, download as @actions/cache does: 4 MiB ranged GETs × 8) against

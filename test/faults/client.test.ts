@@ -122,16 +122,19 @@ describe('@gha-cache/client under mock-side faults', () => {
     });
     try {
       const out = join(work, 'split.out');
-      const started = performance.now();
       expect(await adaptive.getBlob(key, { destination: { path: out } })).toMatchObject({ hit: true });
-      const seconds = (performance.now() - started) / 1000;
       expect(await sha256File(out)).toBe(await sha256File(file));
       const gets = events.filter((e) => e.label === 'GetBlobRange');
       // The whole-blob GET was cut at a range boundary after the first probe; 1 MiB ranges did the rest.
       expect(gets.length).toBeGreaterThanOrEqual(4);
       expect(gets.reduce((n, e) => n + e.responseBytes, 0)).toBeGreaterThanOrEqual(size);
-      // One throttled stream alone would take ≥ 3 s.
-      expect(seconds).toBeLessThan(3);
+      // The ranges ran in parallel: some two of them were in flight at the same time (no wall-clock bound,
+      // which a loaded machine could break).
+      const spans = gets.map((e) => [e.startedAt, e.startedAt + e.durationMs] as const);
+      const overlapping = spans.some(([s1, e1], i) =>
+        spans.some(([s2], j) => i !== j && s1 <= s2 && s2 < e1),
+      );
+      expect(overlapping).toBe(true);
     } finally {
       await adaptive.close();
     }

@@ -95,9 +95,13 @@ describe('admin API over a socket', () => {
       `POST /_admin/entries?key=short&version=${V} HTTP/1.1\r\nHost: ${hostname}\r\n` +
       'Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nabc';
     await new Promise<void>((resolve) => socket.write(request, () => resolve()));
-    await expect.poll(() => mock.storage.listEntries().some((e) => e.key === 'short')).toBe(true);
+    await expect
+      .poll(() => mock.storage.listEntries().some((e) => e.key === 'short'), { timeout: 30_000 })
+      .toBe(true);
     socket.destroy();
-    await expect.poll(async () => (await admin('GET', 'entries?key=short')).json.entries).toEqual([]);
+    await expect
+      .poll(async () => (await admin('GET', 'entries?key=short')).json.entries, { timeout: 30_000 })
+      .toEqual([]);
     expect(mock.storage.listEntries().filter((e) => e.key === 'short')).toEqual([]);
   });
 

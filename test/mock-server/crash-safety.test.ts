@@ -1,7 +1,8 @@
 /**
  * Crash safety: SIGKILL the server in the middle of a large upload, restart it on the same data dir.
  * Committed entries restore byte-identical; the interrupted one is invisible; its staged data goes when
- * its reservation expires, and then its key can be saved again. Blob traffic uses the real Azure SDK.
+ * its reservation expires (on the mock's simulated clock, moved through the admin API), and then its key
+ * can be saved again. Blob traffic uses the real Azure SDK.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -25,7 +26,7 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-const start = () => spawnMock(['--data-dir', dataDir, '--pending-ttl', '20s', '--log-level', 'warn']);
+const start = () => spawnMock(['--data-dir', dataDir, '--log-level', 'warn']);
 
 async function create(s: MockProcess, key: string): Promise<string> {
   const res = await twirp(s.url, s.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', { key, version: VERSION });
@@ -122,21 +123,25 @@ describe('crash safety', () => {
 
   it('cleans up the interrupted upload when its reservation expires and lets its key be saved again', async () => {
     const s = server!;
-    // Poll until the reservation's TTL (20 s for this test) has passed and the key is free again.
-    let created: Awaited<ReturnType<typeof twirp>> | undefined;
-    for (
-      const deadline = Date.now() + 40_000;
-      Date.now() < deadline;
-      await new Promise((r) => setTimeout(r, 500))
-    ) {
-      created = await twirp(s.url, s.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', {
-        key: 'C',
-        version: VERSION,
-      });
-      if (created.status !== 409) break;
-    }
-    expect(created?.json.ok, JSON.stringify(created?.json)).toBe(true);
-    const again = new BlockBlobClient(created!.json.signed_upload_url as string);
+    // Still reserved however long the restart took: the reservation's TTL runs on the simulated clock.
+    const busy = await twirp(s.url, s.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', {
+      key: 'C',
+      version: VERSION,
+    });
+    expect(busy.status).toBe(409);
+    // 61 minutes later (the default pendingTtl is 60 min) the reservation is gone and its key is free again.
+    const advanced = await fetch(new URL('/_admin/clock/advance', s.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ by: '61m' }),
+    });
+    expect(advanced.status).toBe(200);
+    const created = await twirp(s.url, s.env.ACTIONS_RUNTIME_TOKEN!, 'CreateCacheEntry', {
+      key: 'C',
+      version: VERSION,
+    });
+    expect(created.json.ok, JSON.stringify(created.json)).toBe(true);
+    const again = new BlockBlobClient(created.json.signed_upload_url as string);
     expect(await readdir(join(dataDir, 'staging')).catch(() => [])).toEqual([]);
     const data = randomBytes(2 << 20);
     await again.uploadData(data, { blockSize: 1 << 20, maxSingleShotSize: 1 << 20 });

@@ -201,9 +201,9 @@ describe('gha-cache-mock serve policy flags', () => {
   });
 
   it('refuses a bad policy value at start', async () => {
-    await expect(spawnMock(['--storage', 'memory', '--quota', '10XB'], 10_000)).rejects.toThrow(
+    await expect(spawnMock(['--storage', 'memory', '--quota', '10XB'])).rejects.toThrow(
       /invalid size "10XB"/,
     );
-    await expect(spawnMock(['--storage', 'memory', '--idle-ttl', '0'], 10_000)).rejects.toThrow(/idleTtlMs/);
+    await expect(spawnMock(['--storage', 'memory', '--idle-ttl', '0'])).rejects.toThrow(/idleTtlMs/);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The real BuildKit (buildkitd + buildctl built from github.com/moby/buildkit, see test/peers/buildkit/go.mod)
- * exports and imports its `type=gha` cache through the mock (wire-spec §6.2, C-92). Each build runs in a
+ * exports and imports its `type=gha` cache through the mock (docs/protocol.md §6.2, C-92). Each build runs in a
  * fresh buildkitd with its own root dir, so an import can only be satisfied from the mock.
  */
 import { cp, mkdtemp, rm } from 'node:fs/promises';
@@ -130,7 +130,7 @@ const twirp = (requests: LogLine[], op: string) => requests.filter((r) => r.op =
 describe('BuildKit type=gha cache against the mock', () => {
   let first: BuildResult;
 
-  it('exports a FROM scratch + COPY build with mode=max: layers and index over JSON Twirp + Azure blobs', async () => {
+  it('C-92: exports a FROM scratch + COPY build with mode=max: layers and index over JSON Twirp + Azure blobs', async () => {
     first = await buildFresh('export', { exportCache: gha('main', ',mode=max') });
     expect(cachedSteps(first)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, false])));
     // GO speaks JSON only (§6.2); every request the mock saw succeeded.
@@ -153,7 +153,7 @@ describe('BuildKit type=gha cache against the mock', () => {
     });
   });
 
-  it('imports into an empty BuildKit state: every COPY layer is CACHED and the output is byte-identical', async () => {
+  it('C-92: imports into an empty BuildKit state: every COPY layer is CACHED and the output is byte-identical', async () => {
     const second = await buildFresh('import', { importCache: gha('main') });
     expect(cachedSteps(second)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
     expect(await digestTree(second.output)).toEqual(await digestTree(first.output));
@@ -174,7 +174,7 @@ describe('BuildKit type=gha cache against the mock', () => {
   });
 
   it('reads the base branch cache through a read-only token scope', async () => {
-    // A feature-branch job: writes refs/heads/feature, reads refs/heads/main (wire-spec §4.8).
+    // A feature-branch job: writes refs/heads/feature, reads refs/heads/main (docs/protocol.md §4.8).
     const token = mock.mintToken([
       { scope: 'refs/heads/feature', permission: 3 },
       { scope: 'refs/heads/main', permission: 1 },
@@ -215,6 +215,14 @@ describe('BuildKit type=gha cache against the mock', () => {
     expect(cachedSteps(fourth)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
   });
 
+  it('speaking the retired v1 protocol (a bare url=), the build fails with a message that says to use v2', async () => {
+    const v1 = `type=gha,url=${mock.url}/,token=${mock.token},scope=v1`;
+    const result = await buildFresh('v1', { exportCache: v1, allowFailure: true });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/API v1 \(_apis\/artifactcache\) is not supported: use v2/);
+    expect(result.requests.filter((r) => r.url?.includes('/_apis/artifactcache'))).not.toEqual([]);
+  });
+
   describe('while the service answers 429 or 500 (mock-side fault rules)', () => {
     afterEach(() => {
       mock.faults.clear();
@@ -247,7 +255,7 @@ describe('BuildKit type=gha cache against the mock', () => {
       expect(failing.code).not.toBe(0);
       // go-actions-cache turns the Twirp error body into its `code`: "error: failed to solve: internal".
       expect(failing.stderr).toMatch(/failed to solve: internal/);
-      // GO does not retry a 5xx (wire spec §3.5): one reservation per blob it tried, each answered 500.
+      // GO does not retry a 5xx (docs/protocol.md §3.5): one reservation per blob it tried, each answered 500.
       expect(twirp(failing.requests, 'CreateCacheEntry').every((r) => r.status === 500)).toBe(true);
       const ignored = await buildFresh('export-500-ignored', {
         exportCache: gha('broken', ',mode=max,ignore-error=true'),

@@ -1,7 +1,7 @@
 /**
  * The library inside BuildKit's `type=gha` cache, github.com/tonistiigi/go-actions-cache (version pinned in
  * test/peers/go-actions-cache/go.mod), runs its own `go test` against the mock with
- * ACTIONS_CACHE_API_FORCE_VERSION=v2 (wire-spec §6.2, C-91).
+ * ACTIONS_CACHE_API_FORCE_VERSION=v2 (docs/protocol.md §6.2, C-91).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestMock, type TestMock } from '../support/mock.js';

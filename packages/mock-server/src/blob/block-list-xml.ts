@@ -2,7 +2,7 @@ import { azureErrors } from '../errors.js';
 import type { BlockListItem } from '../storage/types.js';
 
 /**
- * A small strict parser for Put Block List bodies (wire spec §5.6):
+ * A small strict parser for Put Block List bodies (docs/protocol.md §5.6):
  * `<BlockList>` holding `<Latest>`, `<Committed>` and `<Uncommitted>` elements, kept in document
  * order. Accepts an optional XML declaration, BOM, comments, processing instructions, whitespace,
  * attributes (ignored), CDATA, the predefined and numeric character references, and a self-closing

@@ -18,7 +18,7 @@ export function azureTimestamp(ms: number): string {
 }
 
 /**
- * The Azure Storage error body (wire spec §5.7):
+ * The Azure Storage error body (docs/protocol.md §5.7):
  * `<?xml …?><Error><Code>…</Code><Message>…\nRequestId:…\nTime:…</Message>[details]</Error>`.
  */
 export function renderAzureErrorXml(error: AzureError, requestId: string, now: number): string {

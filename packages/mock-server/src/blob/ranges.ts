@@ -11,7 +11,7 @@ export type RangeRequest =
   | { readonly kind: 'range'; readonly range: ByteRange }
   | { readonly kind: 'unsatisfiable' };
 
-/** The effective range header: `x-ms-range` wins over `Range` (wire spec §5.5). */
+/** The effective range header: `x-ms-range` wins over `Range` (docs/protocol.md §5.5). */
 export function pickRangeHeader(headers: {
   readonly 'x-ms-range'?: string | string[] | undefined;
   readonly range?: string | string[] | undefined;

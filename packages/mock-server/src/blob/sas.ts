@@ -57,7 +57,7 @@ export interface SasSigner {
     now: number,
   ): string;
   /**
-   * Checks a request's SAS in the wire spec's order (§5.8): (1) well formed and signature matches,
+   * Checks a request's SAS in the order of docs/protocol.md §5.8: (1) well formed and signature matches,
    * else `AuthenticationFailed`; (2) `st ≤ now ≤ se`, else `AuthenticationFailed`; (3) one of
    * `anyOfPermissions` in `sp`, else `AuthorizationPermissionMismatch`. Throws `AzureError`.
    */
@@ -120,7 +120,7 @@ interface SasFields {
 }
 
 /**
- * Service-SAS string-to-sign for a blob (wire spec §5.8): 16 fields for `sv ≥ 2020-12-06`,
+ * Service-SAS string-to-sign for a blob (docs/protocol.md §5.8): 16 fields for `sv ≥ 2020-12-06`,
  * 15 (no `ses`) for `2018-11-09 ≤ sv < 2020-12-06`. `undefined` for older versions.
  */
 export function blobStringToSign(

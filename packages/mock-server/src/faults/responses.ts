@@ -1,7 +1,7 @@
 import { AzureError, azureErrors, type TwirpCode } from '../errors.js';
 import type { NonJsonFaultAction, StatusFaultAction } from './types.js';
 
-/** The Twirp code a bare status stands for (wire spec §3.4); `unknown` when Twirp has none. */
+/** The Twirp code a bare status stands for (docs/protocol.md §3.4); `unknown` when Twirp has none. */
 const TWIRP_CODE_OF_STATUS: Readonly<Record<number, TwirpCode>> = {
   400: 'invalid_argument',
   401: 'unauthenticated',
@@ -16,7 +16,7 @@ const TWIRP_CODE_OF_STATUS: Readonly<Record<number, TwirpCode>> = {
   503: 'unavailable',
 };
 
-/** The Azure code and standard text a bare status stands for (wire spec §5.7: 503 `ServerBusy`, 500 `InternalError`). */
+/** The Azure code and standard text a bare status stands for (docs/protocol.md §5.7: 503 `ServerBusy`, 500 `InternalError`). */
 const AZURE_ERROR_OF_STATUS: Readonly<Record<number, readonly [string, string]>> = {
   400: ['InvalidInput', 'One of the request inputs is not valid.'],
   403: ['AuthenticationFailed', 'Server failed to authenticate the request.'],
@@ -28,7 +28,7 @@ const AZURE_ERROR_OF_STATUS: Readonly<Record<number, readonly [string, string]>>
   503: ['ServerBusy', 'The server is busy.'],
 };
 
-/** `Retry-After` as the rule asks, 1 s by default on a 429 (wire spec §3.4). */
+/** `Retry-After` as the rule asks, 1 s by default on a 429 (docs/protocol.md §3.4). */
 function retryAfterSeconds(action: StatusFaultAction): number | undefined {
   return action.retryAfterSeconds ?? (action.status === 429 ? 1 : undefined);
 }
@@ -56,7 +56,7 @@ export function twirpFaultAnswer(action: StatusFaultAction, ruleId: string): Raw
 
 /**
  * An Azure error (the blob plugin's error handler renders the XML and `x-ms-error-code`). A 429/503 carries
- * `x-ms-retry-after-ms` (default 50: azcore honours it instead of waiting ≥ 10 s, wire spec §3.5).
+ * `x-ms-retry-after-ms` (default 50: azcore honours it instead of waiting ≥ 10 s, docs/protocol.md §3.5).
  */
 export function azureFaultError(action: StatusFaultAction): AzureError {
   const [defaultCode, defaultText] =

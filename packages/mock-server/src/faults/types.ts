@@ -22,7 +22,7 @@ export type FaultDirection = 'request' | 'response';
 
 /**
  * Answer with an error instead of running the request. Twirp RPCs get `{"code","msg"}` JSON (code from
- * the wire spec's status table unless given); blob operations get Azure XML with `x-ms-error-code`.
+ * the status table of docs/protocol.md §3.4 unless given); blob operations get Azure XML with `x-ms-error-code`.
  */
 export interface StatusFaultAction {
   readonly type: 'status';

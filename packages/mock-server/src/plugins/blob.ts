@@ -137,7 +137,7 @@ function toAzureError(error: unknown): AzureError {
 }
 
 /**
- * The Azure Blob subset (wire spec §5): Put Blob, Put Block, Put Block List, Get Blob (ranged),
+ * The Azure Blob subset (docs/protocol.md §5): Put Blob, Put Block, Put Block List, Get Blob (ranged),
  * Get Blob Properties, under `/<accountName>/<containerName>/<blobId>`, authorised by the SAS only.
  * Encapsulated: its own pass-through body parser (no body limit, no 415), its own Azure XML error
  * handler, and `x-ms-request-id`/`x-ms-version`/`Date` on every response. Register it with

@@ -279,15 +279,16 @@ describe('faults plugin: bodies over real sockets', () => {
     await h.save('k', data);
     const origin = await listen(h);
     const path = await h.downloadPath('k');
-    let t0 = performance.now();
+    const t0 = performance.now();
     const slow = await raw(origin, 'GET', path);
     const slowMs = performance.now() - t0;
     expect(slow.body.equals(data)).toBe(true);
     expect(slowMs).toBeGreaterThanOrEqual(450);
-    t0 = performance.now();
     const fast = await raw(origin, 'GET', path);
     expect(fast.body.equals(data)).toBe(true);
-    expect(performance.now() - t0).toBeLessThan(slowMs / 2);
+    // The rule fired for the first download only (a count, not a time a loaded machine could stretch).
+    expect(h.app.mock.faults.list().map((r) => r.fired)).toEqual([1]);
+    expect(faultLines(h)).toHaveLength(1);
   });
 
   it('drop: the connection is reset after at most N body bytes', async () => {

@@ -1,5 +1,5 @@
 /**
- * GitHub's cache policies as mock settings (wire spec §4.9–4.10). `null` turns a rule off.
+ * GitHub's cache policies as mock settings (docs/protocol.md §4.9–4.10). `null` turns a rule off.
  * Every field can be given at start (`AppOptions`, CLI flags) and changed at run time
  * (`app.mock.policies.update()`).
  */

@@ -344,7 +344,7 @@ describe('fs storage on disk', () => {
     const ms = performance.now() - started;
     expect(hits).toBeGreaterThan(7000);
     // About 20 µs each here; a scan of 20,000 entries would take milliseconds each.
-    expect(ms).toBeLessThan(5000);
+    expect(ms).toBeLessThan(20_000);
   });
 
   it('reads usage, the eviction order and idle entries from indexes, not a scan', () => {
@@ -363,7 +363,7 @@ describe('fs storage on disk', () => {
     expect(s.repositoryUsage('7').sizeBytes).toBe(20_000 * 1000 + (19_999 * 20_000) / 2);
     // About 70 µs per round here (150 ms in all); summing or sorting 20,000 entries would take
     // milliseconds per round.
-    expect(ms).toBeLessThan(1500);
+    expect(ms).toBeLessThan(10_000);
   });
 
   it('opens a schema 2 database: usage totals are backfilled and then kept by triggers', async () => {

@@ -187,9 +187,16 @@ describe('Twirp transport', () => {
     expect((await t.rpc('CreateCacheEntry', { key: 'k2', version: VERSION })).statusCode).toBe(200);
   });
 
-  it('answers v1 paths with a JSON error that says v1 is unsupported', async () => {
+  it('answers v1 paths with a JSON error that says v1 is unsupported, in the v1 shape too', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/_apis/artifactcache/cache?keys=a&version=b' });
-    expect(expectTwirpError(res, 404, 'bad_route').msg).toMatch(/v1/);
+    expect(res.statusCode).toBe(404);
+    const body = JSON.parse(res.body);
+    expect(body).toMatchObject({
+      code: 'bad_route',
+      msg: expect.stringMatching(/v1.*ACTIONS_CACHE_SERVICE_V2/),
+    });
+    // v1 clients (go-actions-cache) print `message`; Twirp routes never carry it (C-07).
+    expect(body.message).toBe(body.msg);
   });
 });
 
