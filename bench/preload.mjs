@@ -1,5 +1,5 @@
 // Preloads a mock-server fs data directory with N committed entries, in-process, through the public
-// storage API (`createFsStorage` → reserveEntry, putBlob, commitEntry): the same rows and files the
+// storage API (`createFsStorage` → metadata.reserveEntry, blobs.putBlob, metadata.commitEntry): the same rows and files the
 // server writes for Create → Put Blob → Finalize. Run as a child of bench/mock-server.mjs:
 //
 //   node bench/preload.mjs <dataDir> <count>      → prints one JSON line {"entries","ms"}
@@ -24,13 +24,13 @@ let next = 0;
 async function worker() {
   for (let i = next++; i < count; i = next++) {
     const now = Date.now();
-    const entry = storage.reserveEntry(
+    const entry = await storage.metadata.reserveEntry(
       { repositoryId: REPOSITORY_ID, scope: SCOPE, key: entryKey(i), version: VERSION },
       now,
     );
     if (!entry) throw new Error(`entry ${i} already exists`);
-    await storage.putBlob(entry.blobId, Readable.from([body]), body.length, now);
-    storage.commitEntry(entry.id, body.length, now);
+    await storage.blobs.putBlob(entry.blobId, Readable.from([body]), body.length, now);
+    await storage.metadata.commitEntry(entry.id, body.length, now);
   }
 }
 await Promise.all(Array.from({ length: IN_FLIGHT }, worker));

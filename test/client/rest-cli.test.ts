@@ -130,7 +130,7 @@ describe('gha-cache delete', () => {
     const res = await runGhaCache(['delete', String(entry.id)], { env });
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout.toString()).toBe(`Deleted cache ${entry.id}\n`);
-    expect(mock.storage.getEntry(entry.id)).toBeUndefined();
+    expect(await mock.storage.metadata.getEntry(entry.id)).toBeUndefined();
     expect((await runGhaCache(['delete', String(entry.id)], { env })).code).toBe(1);
 
     for (const args of [

@@ -96,13 +96,15 @@ describe('admin API over a socket', () => {
       'Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nabc';
     await new Promise<void>((resolve) => socket.write(request, () => resolve()));
     await expect
-      .poll(() => mock.storage.listEntries().some((e) => e.key === 'short'), { timeout: 30_000 })
+      .poll(async () => (await mock.storage.metadata.listEntries()).some((e) => e.key === 'short'), {
+        timeout: 30_000,
+      })
       .toBe(true);
     socket.destroy();
     await expect
       .poll(async () => (await admin('GET', 'entries?key=short')).json.entries, { timeout: 30_000 })
       .toEqual([]);
-    expect(mock.storage.listEntries().filter((e) => e.key === 'short')).toEqual([]);
+    expect((await mock.storage.metadata.listEntries()).filter((e) => e.key === 'short')).toEqual([]);
   });
 
   it('clock, policies, faults and reset', async () => {

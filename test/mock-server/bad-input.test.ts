@@ -193,7 +193,7 @@ describe('bad input', () => {
       expect(res.status).toBe(401);
       expect(res.json.code).toBe('unauthenticated');
     }
-    expect(mock.storage.listEntries().some((e) => e.key === 'forged')).toBe(false);
+    expect((await mock.storage.metadata.listEntries()).some((e) => e.key === 'forged')).toBe(false);
   });
 
   it('oversized Twirp bodies → Twirp error; malformed block-list XML → InvalidXmlDocument', async () => {

@@ -125,21 +125,21 @@ describe('@actions/cache 6.3.0 against the policies', () => {
     const { result, output } = await asRepo('504', () => cache.restoreCache([dir], 'idle'));
     expect(result).toBeUndefined();
     expect(output).toMatch(/::debug::Cache not found for version \w+ of keys: idle/);
-    expect(mock.app.mock.policies.usage('504')).toEqual({ sizeBytes: 0, count: 0 });
+    expect(await mock.app.mock.policies.usage('504')).toEqual({ sizeBytes: 0, count: 0 });
   });
 
   it('C-48: a save over the quota evicts the least recently used entry; the newest survives', async () => {
     const dirs = await Promise.all([dirOf(100_000), dirOf(100_000), dirOf(100_000)]);
     expect((await asRepo('505', () => cache.saveCache([dirs[0]!], 'lru-a'))).result).toBeGreaterThan(0);
     expect((await asRepo('505', () => cache.saveCache([dirs[1]!], 'lru-b'))).result).toBeGreaterThan(0);
-    const two = mock.app.mock.policies.usage('505');
+    const two = await mock.app.mock.policies.usage('505');
     expect(two.count).toBe(2);
     // Room for two of these archives, not three.
     mock.app.mock.policies.update({ quotaBytes: Math.ceil(two.sizeBytes * 1.25) });
     expect((await asRepo('505', () => cache.restoreCache([dirs[0]!], 'lru-a'))).result).toBe('lru-a');
     const saveC = await asRepo('505', () => cache.saveCache([dirs[2]!], 'lru-c'));
     expect(saveC.result).toBeGreaterThan(0);
-    expect(mock.app.mock.policies.usage('505').count).toBe(2);
+    expect((await mock.app.mock.policies.usage('505')).count).toBe(2);
     expect((await asRepo('505', () => cache.restoreCache([dirs[1]!], 'lru-b'))).result).toBeUndefined();
     expect((await asRepo('505', () => cache.restoreCache([dirs[0]!], 'lru-a'))).result).toBe('lru-a');
     expect((await asRepo('505', () => cache.restoreCache([dirs[2]!], 'lru-c'))).result).toBe('lru-c');

@@ -28,7 +28,7 @@ import type { PolicySettings } from './policies/settings.js';
 import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
 import { requestLogPlugin } from './request-log.js';
 import { createSeeder, type Seeder } from './seed.js';
-import { createMemoryStorage } from './storage/memory.js';
+import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
 import type { CacheServiceDeps } from './twirp/cache-service.js';
 
@@ -230,7 +230,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(faultsPlugin, {
     engine: faults,
     blobRoute: `/${encodeURIComponent(accountName)}/${containerName}/:blobId`,
-    keyOfBlob: (blobId) => storage.findEntryByBlobId(blobId)?.key,
+    keyOfBlob: async (blobId) => (await storage.metadata.findEntryByBlobId(blobId))?.key,
     now: () => clock.now(),
   });
 

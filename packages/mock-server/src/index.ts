@@ -75,17 +75,29 @@ export {
   type MockServerOptions,
   startMockServer,
 } from './server.js';
-export { createFsStorage } from './storage/fs.js';
-export { createMemoryStorage } from './storage/memory.js';
-export type {
-  BlobProperties,
-  BlockListItem,
-  ByteRange,
-  CacheEntry,
-  CacheStorage,
-  EntryFilter,
-  EntryIdentity,
-  EntryState,
-  RepositoryUsage,
-} from './storage/types.js';
-export { StorageError } from './storage/types.js';
+export {
+  type BlobOwners,
+  type BlobProperties,
+  type BlobStore,
+  type BlockListItem,
+  type ByteRange,
+  type CacheEntry,
+  type CacheStorage,
+  composeStorage,
+  createFileBlobStore,
+  createFsStorage,
+  createMemoryBlobStore,
+  createMemoryMetadataStore,
+  createMemoryStorage,
+  createSqliteMetadataStore,
+  type EntryFilter,
+  type EntryIdentity,
+  type EntryState,
+  type FileBlobStoreOptions,
+  type FsStorageOptions,
+  type MetadataStore,
+  openSqliteDatabase,
+  type RepositoryUsage,
+  StorageError,
+  type StorageErrorCode,
+} from './storage/index.js';

@@ -84,7 +84,7 @@ export function createSeeder(deps: SeederDeps): Seeder {
 
     const identity = { repositoryId, scope, key, version };
     const now = clock.now();
-    const existing = storage.findEntry(identity);
+    const existing = await storage.metadata.findEntry(identity);
     if (existing) {
       const onConflict = input.onConflict ?? 'error';
       if (onConflict === 'skip' && existing.state === 'committed') {
@@ -96,17 +96,17 @@ export function createSeeder(deps: SeederDeps): Seeder {
           `an entry with this repository, scope, key and version exists (id ${existing.id})`,
         );
       }
-      storage.deleteEntry(existing.id, now);
+      await storage.deleteEntry(existing.id, now);
     }
-    const reserved = storage.reserveEntry(identity, now);
+    const reserved = await storage.metadata.reserveEntry(identity, now);
     if (!reserved) {
       throw new TwirpError('already_exists', 'an entry with this repository, scope, key and version exists');
     }
     try {
-      await storage.putBlob(reserved.blobId, body, length, now);
-      return { entry: storage.commitEntry(reserved.id, length, clock.now()), created: true };
+      await storage.blobs.putBlob(reserved.blobId, body, length, now);
+      return { entry: await storage.metadata.commitEntry(reserved.id, length, clock.now()), created: true };
     } catch (err) {
-      storage.deleteEntry(reserved.id, clock.now());
+      await storage.deleteEntry(reserved.id, clock.now());
       if ((err as { code?: string }).code === 'IncompleteBody') {
         throw invalid(`the content is not ${length} bytes long`, 'sizeBytes');
       }

@@ -9,7 +9,7 @@ import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import type { FaultRegistry } from './faults/index.js';
 import type { Seeder } from './seed.js';
 import { createFsStorage } from './storage/fs.js';
-import { createMemoryStorage } from './storage/memory.js';
+import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {

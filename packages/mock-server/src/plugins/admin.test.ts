@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
 import { createManualClock } from '../clock.js';
-import { createMemoryStorage } from '../storage/memory.js';
+import { createMemoryStorage } from '../storage/memory/index.js';
 import { SERVICE_PATH } from './twirp.js';
 
 const V = 'c242501c19ada3dcced7a83b074ccb8e79f816602d4125493924624b38591de2';
@@ -110,7 +110,7 @@ describe('entries', () => {
     expect(await keys('?repositoryId=1&key=npm-a&state=committed')).toEqual(['npm-a']);
     expect((await app.inject({ url: '/_admin/entries?state=gone' })).statusCode).toBe(400);
 
-    const [entry] = app.mock.storage.listEntries();
+    const [entry] = await app.mock.storage.metadata.listEntries();
     const one = await app.inject({ url: `/_admin/entries/${entry!.id}` });
     expect(json(one)).toMatchObject({ key: 'npm-a', blob: { sizeBytes: 5, etag: expect.any(String) } });
 
@@ -131,7 +131,7 @@ describe('entries', () => {
     await seed({ key: 'b', repositoryId: '2' });
     const res = await app.inject({ method: 'POST', url: '/_admin/reset' });
     expect(json(res)).toEqual({ deletedEntries: 2, removedFaults: 0 });
-    expect(app.mock.storage.listEntries()).toEqual([]);
+    expect(await app.mock.storage.metadata.listEntries()).toEqual([]);
     expect(json(await lookup('a'))).toMatchObject({ ok: false });
   });
 });
@@ -181,7 +181,7 @@ describe('clock and policies', () => {
       payload: { by: '8d' },
     });
     expect(json(byDuration)).toMatchObject({ offsetMs: 1000 + 8 * DAY });
-    expect(app.mock.storage.listEntries()).toEqual([]);
+    expect(await app.mock.storage.metadata.listEntries()).toEqual([]);
 
     for (const payload of [{}, { by: 'soon' }, { ms: -5 }]) {
       const bad = await app.inject({ method: 'POST', url: '/_admin/clock/advance', payload });
@@ -220,7 +220,7 @@ describe('clock and policies', () => {
     app.mock.clock.advance(1000);
     await seed({ key: 'b' }, 'x'.repeat(10));
     await app.inject({ method: 'PATCH', url: '/_admin/policies', payload: { quotaBytes: 15 } });
-    expect(app.mock.storage.listEntries().map((e) => e.key)).toEqual(['b']);
+    expect((await app.mock.storage.metadata.listEntries()).map((e) => e.key)).toEqual(['b']);
   });
 });
 

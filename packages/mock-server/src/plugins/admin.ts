@@ -149,26 +149,26 @@ export const adminPlugin: FastifyPluginAsync = async (app) => {
     const key = q.get('key');
     const keyPrefix = q.get('keyPrefix');
     const version = q.get('version');
-    const entries = storage
-      .listEntries({
+    const entries = (
+      await storage.metadata.listEntries({
         ...(repositoryId !== undefined ? { repositoryId } : {}),
         ...(state !== undefined ? { state: state as EntryState } : {}),
       })
-      .filter(
-        (e) =>
-          (scope === null || e.scope === scope) &&
-          (key === null || e.key === key) &&
-          (keyPrefix === null || e.key.startsWith(keyPrefix)) &&
-          (version === null || e.version === version),
-      );
+    ).filter(
+      (e) =>
+        (scope === null || e.scope === scope) &&
+        (key === null || e.key === key) &&
+        (keyPrefix === null || e.key.startsWith(keyPrefix)) &&
+        (version === null || e.version === version),
+    );
     return { totalCount: entries.length, entries: entries.map((e) => entryView(e, repositories)) };
   });
 
   app.get('/entries/:id', async (request) => {
     const id = entryIdOf(request);
-    const entry = storage.getEntry(id);
+    const entry = await storage.metadata.getEntry(id);
     if (!entry) throw new TwirpError('not_found', `no entry with id ${id}`);
-    const blob = storage.getBlobProperties(entry.blobId);
+    const blob = await storage.blobs.getBlobProperties(entry.blobId);
     return {
       ...entryView(entry, repositories),
       blob: blob
@@ -179,8 +179,9 @@ export const adminPlugin: FastifyPluginAsync = async (app) => {
 
   app.delete('/entries/:id', async (request, reply) => {
     const id = entryIdOf(request);
-    if (!storage.getEntry(id)) throw new TwirpError('not_found', `no entry with id ${id}`);
-    storage.deleteEntry(id, app.mock.clock.now());
+    if (!(await storage.deleteEntry(id, app.mock.clock.now()))) {
+      throw new TwirpError('not_found', `no entry with id ${id}`);
+    }
     return reply.code(204).send();
   });
 
@@ -189,8 +190,8 @@ export const adminPlugin: FastifyPluginAsync = async (app) => {
   /** Drops every entry (all repositories, pending too) and every fault rule; policies and the clock stay. */
   app.post('/reset', async () => {
     const now = app.mock.clock.now();
-    const entries = storage.listEntries();
-    for (const e of entries) storage.deleteEntry(e.id, now);
+    const entries = await storage.metadata.listEntries();
+    for (const e of entries) await storage.deleteEntry(e.id, now);
     const removedFaults = app.mock.faults.list().length;
     app.mock.faults.clear();
     await app.mock.sweep();
@@ -212,7 +213,7 @@ export const adminPlugin: FastifyPluginAsync = async (app) => {
   });
 
   app.get('/usage', async () => ({
-    repositories: storage.listRepositoryUsage().map((u) => ({
+    repositories: (await storage.metadata.listRepositoryUsage()).map((u) => ({
       ...u,
       repository: repositories.byId(u.repositoryId)?.fullName ?? null,
     })),

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSasSigner } from '../blob/sas.js';
 import { createManualClock } from '../clock.js';
 import { requestLogPlugin } from '../request-log.js';
-import { createMemoryStorage } from '../storage/memory.js';
-import type { CacheStorage } from '../storage/types.js';
+import { createMemoryStorage } from '../storage/memory/index.js';
+import { composeStorage } from '../storage/storage.js';
+import type { BlobStore, CacheStorage } from '../storage/types.js';
 import { blobPlugin } from './blob.js';
 
 // Real sockets on port 0, driven by @azure/storage-blob 12.31 and raw node:http.
@@ -30,16 +31,17 @@ const memory = createMemoryStorage();
 const settled: Array<{ op: string; blobId: string; ok: boolean }> = [];
 let onSettled: (() => void) | undefined;
 let onStarted: (() => void) | undefined;
-const storage: CacheStorage = Object.create(memory, {
+const blobs: BlobStore = Object.create(memory.blobs, {
   putBlob: {
-    value: async (...args: Parameters<CacheStorage['putBlob']>) =>
-      observe('putBlob', args[0], memory.putBlob(...args)),
+    value: async (...args: Parameters<BlobStore['putBlob']>) =>
+      observe('putBlob', args[0], memory.blobs.putBlob(...args)),
   },
   putBlock: {
-    value: async (...args: Parameters<CacheStorage['putBlock']>) =>
-      observe('putBlock', args[0], memory.putBlock(...args)),
+    value: async (...args: Parameters<BlobStore['putBlock']>) =>
+      observe('putBlock', args[0], memory.blobs.putBlock(...args)),
   },
 });
+const storage: CacheStorage = composeStorage(memory.metadata, blobs, 'memory');
 async function observe<T>(op: string, blobId: string, work: Promise<T>): Promise<T> {
   onStarted?.();
   try {
@@ -57,11 +59,11 @@ async function observe<T>(op: string, blobId: string, work: Promise<T>): Promise
 let app: FastifyInstance;
 let base: string;
 let n = 0;
-const reserve = () =>
-  storage.reserveEntry(
+const reserve = async () =>
+  (await storage.metadata.reserveEntry(
     { repositoryId: '1', scope: 'refs/heads/main', key: `k${++n}`, version: 'v' },
     clock.now(),
-  )!;
+  ))!;
 const signed = (blobId: string, permissions: string, ttlMs = 10 * MIN) =>
   sas.signBlobUrl(base, containerName, blobId, permissions, clock.now() + ttlMs, clock.now());
 
@@ -108,7 +110,7 @@ function raw(
 
 describe('blob plugin over real sockets with @azure/storage-blob', () => {
   it('C-55/C-66/C-72/C-74: BlockBlobClient stages blocks out of order, commits, and downloads ranges', async () => {
-    const entry = reserve();
+    const entry = await reserve();
     const uploader = new BlockBlobClient(signed(entry.blobId, 'cw', 60 * MIN));
     expect(uploader.containerName).toBe(containerName);
     expect(uploader.name).toBe(entry.blobId);
@@ -146,7 +148,7 @@ describe('blob plugin over real sockets with @azure/storage-blob', () => {
   });
 
   it('C-61/C-62: uploadData (Put Blob) → 201, then replaces the content', async () => {
-    const entry = reserve();
+    const entry = await reserve();
     const uploader = new BlockBlobClient(signed(entry.blobId, 'cw'));
     const first = await uploader.uploadData(Buffer.from('first'));
     expect(first._response.status).toBe(201);
@@ -157,7 +159,7 @@ describe('blob plugin over real sockets with @azure/storage-blob', () => {
   });
 
   it('C-84: a generateBlobSASQueryParameters URL with the mock key downloads', async () => {
-    const entry = reserve();
+    const entry = await reserve();
     await new BlockBlobClient(signed(entry.blobId, 'cw')).uploadData(Buffer.from('minted by the SDK'));
     const query = generateBlobSASQueryParameters(
       {
@@ -174,7 +176,7 @@ describe('blob plugin over real sockets with @azure/storage-blob', () => {
   });
 
   it('C-78/C-82/C-83: SDK errors carry the Azure codes (HEAD 404 included)', async () => {
-    const entry = reserve();
+    const entry = await reserve();
     const readUrl = signed(entry.blobId, 'r');
     const missing = await restError(new BlockBlobClient(readUrl).getProperties());
     expect(missing.statusCode).toBe(404);
@@ -190,7 +192,7 @@ describe('blob plugin over real sockets with @azure/storage-blob', () => {
   });
 
   it('C-53/C-81: a 10 MiB GET starts promptly and completes even though se passes mid-transfer', async () => {
-    const entry = reserve();
+    const entry = await reserve();
     const content = randomBytes(10 * 1024 * 1024);
     await new BlockBlobClient(signed(entry.blobId, 'cw')).uploadData(content);
     const url = signed(entry.blobId, 'r', MIN);
@@ -214,7 +216,7 @@ describe('blob plugin over real sockets with @azure/storage-blob', () => {
   });
 
   it('raw `..`, `%2E%2E` and extra segments reach the server and get a clean Azure error', async () => {
-    const entry = reserve();
+    const entry = await reserve();
     await new BlockBlobClient(signed(entry.blobId, 'cw')).uploadData(Buffer.from('x'));
     const query = new URL(signed(entry.blobId, 'r')).search;
     const prefix = `/${accountName}/${containerName}`;
@@ -235,7 +237,7 @@ describe('blob plugin over real sockets with @azure/storage-blob', () => {
   });
 
   it('a client abort mid-upload (Put Blob and Put Block) commits nothing and the server keeps serving', async () => {
-    const entry = reserve();
+    const entry = await reserve();
     const url = new URL(signed(entry.blobId, 'cw'));
     const blockId = Buffer.from('aborted-block').toString('base64');
     for (const [op, extra] of [
@@ -261,7 +263,7 @@ describe('blob plugin over real sockets with @azure/storage-blob', () => {
       onStarted = undefined;
       expect(settled.at(-1)).toEqual({ op, blobId: entry.blobId, ok: false });
     }
-    expect(storage.getBlobProperties(entry.blobId)).toBeUndefined();
+    expect(await storage.blobs.getBlobProperties(entry.blobId)).toBeUndefined();
     const uploader = new BlockBlobClient(signed(entry.blobId, 'cw'));
     const notStaged = await restError(uploader.commitBlockList([blockId]));
     expect(notStaged.code).toBe('InvalidBlockList');

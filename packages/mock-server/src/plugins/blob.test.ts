@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSasSigner } from '../blob/sas.js';
 import { createManualClock, type ManualClock } from '../clock.js';
 import { type RequestAudit, requestLogPlugin } from '../request-log.js';
-import { createMemoryStorage } from '../storage/memory.js';
+import { createMemoryStorage } from '../storage/memory/index.js';
 import type { CacheEntry, CacheStorage } from '../storage/types.js';
 import { type BlobPluginOptions, blobPlugin } from './blob.js';
 
@@ -28,7 +28,7 @@ interface Harness {
   storage: CacheStorage;
   clock: ManualClock;
   /** Reserves a pending entry. */
-  reserve(key?: string): CacheEntry;
+  reserve(key?: string): Promise<CacheEntry>;
   /** Path + query of a signed URL for `blobId`. */
   url(blobId: string, permissions: string, ttlMs?: number): string;
   /** `inject` that also checks the headers every blob response must carry (C-56, C-57). */
@@ -89,8 +89,11 @@ async function setup(extra: Partial<BlobPluginOptions> = {}): Promise<Harness> {
     storage,
     clock,
     audits,
-    reserve: (key = `key-${++n}`) =>
-      storage.reserveEntry({ repositoryId: '1', scope: 'refs/heads/main', key, version: 'v1' }, clock.now())!,
+    reserve: async (key = `key-${++n}`) =>
+      (await storage.metadata.reserveEntry(
+        { repositoryId: '1', scope: 'refs/heads/main', key, version: 'v1' },
+        clock.now(),
+      ))!,
     url: (blobId, permissions, ttlMs = 10 * MIN) => {
       const u = new URL(
         sas.signBlobUrl(
@@ -148,7 +151,7 @@ const get = (h: Harness, url: string, headers: Record<string, string> = {}) =>
 
 /** A committed blob with `content`, and its read/write URLs. */
 async function committedBlob(h: Harness, content: Buffer | string) {
-  const entry = h.reserve();
+  const entry = await h.reserve();
   const write = h.url(entry.blobId, 'cw', 60 * MIN);
   const res = await putBlob(h, write, content);
   expect(res.statusCode).toBe(201);
@@ -191,7 +194,7 @@ describe('blob plugin: common handling', () => {
 
   it('C-58: a GO-style re-sorted, re-encoded query with timeout=30 and unknown parameters is authorised', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = new URL(h.url(entry.blobId, 'cw'), 'http://x');
     const id = Buffer.alloc(64, 0xfb).toString('base64'); // contains `+` and `/`
     const params = [
@@ -238,16 +241,16 @@ describe('blob plugin: common handling', () => {
 
   it('C-59: a 128 MiB + 1 body streams through with no 413/415 (app bodyLimit is 1 MiB)', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const body = Buffer.alloc(128 * 1024 * 1024 + 1, 7);
     const res = await putBlob(h, h.url(entry.blobId, 'cw'), body);
     expect(res.statusCode).toBe(201);
-    expect(h.storage.getBlobProperties(entry.blobId)?.size).toBe(body.length);
+    expect((await h.storage.blobs.getBlobProperties(entry.blobId))?.size).toBe(body.length);
   });
 
   it('C-60: PUT without Content-Length → 411 MissingContentLengthHeader', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     for (const extra of ['', '&comp=block&blockid=QUFB', '&comp=blocklist']) {
       const res = await h.send({
@@ -263,15 +266,15 @@ describe('blob plugin: common handling', () => {
 
   it('a body shorter than Content-Length → 400, nothing committed', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const res = await putBlob(h, h.url(entry.blobId, 'cw'), 'abc', { 'content-length': '10' });
     expect(res.statusCode).toBe(400);
-    expect(h.storage.getBlobProperties(entry.blobId)).toBeUndefined();
+    expect(await h.storage.blobs.getBlobProperties(entry.blobId)).toBeUndefined();
   });
 
   it('a body over the configured Put Blob / Put Block / Put Block List limits → 413 RequestBodyTooLarge', async () => {
     const h = await setup({ maxBlobBytes: 10, maxBlockBytes: 5, maxBlockListBytes: 20 });
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     for (const res of [
       await putBlob(h, url, Buffer.alloc(11)),
@@ -286,7 +289,7 @@ describe('blob plugin: common handling', () => {
 
   it('other comp → 400 InvalidQueryParameterValue; other verbs → 405 UnsupportedHttpVerb', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     for (const comp of ['blocklistx', 'metadata', 'properties', '']) {
       const res = await h.send({
@@ -321,7 +324,7 @@ describe('blob plugin: common handling', () => {
 
   it('a malformed Content-Type is ignored like any other (no 415)', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const res = await putBlob(h, h.url(entry.blobId, 'cw'), 'abc', {
       'content-type': 'not a / media type;;',
     });
@@ -355,19 +358,19 @@ describe('blob plugin: common handling', () => {
 describe('blob plugin: uploads', () => {
   it('C-61: Put Blob → 201 (never 200), empty body, ETag, Last-Modified', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const res = await putBlob(h, h.url(entry.blobId, 'cw'), 'hello world', { 'x-ms-version': '2026-02-06' });
     expect(res.statusCode).toBe(201);
     expect(res.body).toBe('');
     expect(res.headers['content-length']).toBe('0');
     expect(res.headers.etag).toMatch(/^"0x[0-9A-F]+"$/);
     expect(res.headers['last-modified']).toBe(new Date(NOW).toUTCString());
-    expect(h.storage.getBlobProperties(entry.blobId)?.size).toBe(11);
+    expect((await h.storage.blobs.getBlobProperties(entry.blobId))?.size).toBe(11);
   });
 
   it('Put Blob requires x-ms-blob-type: BlockBlob (missing → MissingRequiredHeader, other → InvalidHeaderValue)', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     const missing = await h.send({ method: 'PUT', url, payload: 'x', headers: { 'content-length': '1' } });
     expect(missing.statusCode).toBe(400);
@@ -376,12 +379,12 @@ describe('blob plugin: uploads', () => {
     const other = await putBlob(h, url, 'x', { 'x-ms-blob-type': 'AppendBlob' });
     expect(other.statusCode).toBe(400);
     expect(other.headers['x-ms-error-code']).toBe('InvalidHeaderValue');
-    expect(h.storage.getBlobProperties(entry.blobId)).toBeUndefined();
+    expect(await h.storage.blobs.getBlobProperties(entry.blobId)).toBeUndefined();
   });
 
   it('C-62: Put Blob replaces committed content and drops staged blocks', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     const first = await putBlob(h, url, 'first version');
     expect((await putBlock(h, url, b64('b1'), 'staged')).statusCode).toBe(201);
@@ -394,7 +397,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-63: Put Block → 201; the blob stays absent (GET/HEAD 404 BlobNotFound) until Put Block List', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     const res = await putBlock(h, url, b64('block-1'), 'data');
     expect(res.statusCode).toBe(201);
@@ -411,7 +414,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-64: block id not canonical base64 or > 64 bytes → InvalidBlockId; length differing from staged ids → InvalidBlobOrBlock', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     for (const id of ['QQ', 'QR==', 'not base64!', '', Buffer.alloc(65).toString('base64')]) {
       const res = await putBlock(h, url, id, 'x');
@@ -433,7 +436,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-65: re-staging an id replaces its data', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     await putBlock(h, url, b64('id-1'), 'old data');
     await putBlock(h, url, b64('id-1'), 'new');
@@ -443,7 +446,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-66: Put Block List → 201 + ETag; content = blocks in list order, whatever the staging order', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     const ids = ['000', '001', '002', '003'].map(b64);
     for (const i of [2, 0, 3, 1]) expect((await putBlock(h, url, ids[i]!, `<${i}>`)).statusCode).toBe(201);
@@ -457,7 +460,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-67: an unknown block id → 400 InvalidBlockList; blob, ETag and staged blocks unchanged', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     const read = h.url(entry.blobId, 'r');
     const committed = await putBlob(h, url, 'committed');
@@ -475,7 +478,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-68: repeating a successful Put Block List → 201, identical content', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     const ids = [b64('x1'), b64('x2')];
     await putBlock(h, url, ids[0]!, 'hello ');
@@ -489,7 +492,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-69: <Committed> resolves committed only, <Uncommitted> staged only, <Latest> staged then committed', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     const read = h.url(entry.blobId, 'r');
     const [a, b] = [b64('aa'), b64('bb')];
@@ -519,7 +522,7 @@ describe('blob plugin: uploads', () => {
       `<BlockList><Latest>${id}</Latest></BlockList>`,
     ];
     for (const [i, xml] of bodies.entries()) {
-      const entry = h.reserve();
+      const entry = await h.reserve();
       const url = h.url(entry.blobId, 'cw');
       await putBlock(h, url, id, 'content');
       // RS sends no Content-Type (inject adds none for a string payload).
@@ -533,7 +536,7 @@ describe('blob plugin: uploads', () => {
       expect(res.statusCode).toBe(201);
       expect((await get(h, h.url(entry.blobId, 'r'))).body).toBe('content');
     }
-    const entry = h.reserve();
+    const entry = await h.reserve();
     expect((await putBlockList(h, h.url(entry.blobId, 'cw'), '<BlockList/>')).statusCode).toBe(201);
     const empty = await get(h, h.url(entry.blobId, 'r'));
     expect(empty.statusCode).toBe(200);
@@ -542,7 +545,7 @@ describe('blob plugin: uploads', () => {
 
   it('C-71: malformed block-list XML → 400 InvalidXmlDocument; more than 50,000 ids → BlockListTooLong', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     for (const xml of ['<BlockList><Latest>QQ==</Latest>', 'garbage', '<!DOCTYPE x><BlockList/>', ' ']) {
       const res = await putBlockList(h, url, xml);
@@ -572,7 +575,7 @@ describe('blob plugin: uploads', () => {
       rs: () => randomBytes(16).toString('base64'),
     };
     for (const [name, make] of Object.entries(kinds)) {
-      const entry = h.reserve();
+      const entry = await h.reserve();
       const url = h.url(entry.blobId, 'cw');
       const ids = [make(0), make(1), make(2)];
       expect(ids[0]!.length).toBe({ js: 64, go: 88, rs: 24 }[name]);
@@ -586,7 +589,7 @@ describe('blob plugin: uploads', () => {
   it('C-34: a write through an upload URL after Finalize → 403 AuthorizationPermissionMismatch; content unchanged', async () => {
     const h = await setup();
     const { entry, write, read } = await committedBlob(h, 'final');
-    h.storage.commitEntry(entry.id, 5, h.clock.now());
+    await h.storage.metadata.commitEntry(entry.id, 5, h.clock.now());
     for (const res of [
       await putBlob(h, write, 'overwrite'),
       await putBlock(h, write, b64('z'), 'zz'),
@@ -600,7 +603,7 @@ describe('blob plugin: uploads', () => {
 
   it('Put Blob needs c or w (w once the blob exists); blocks need w', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const createOnly = h.url(entry.blobId, 'c');
     expect((await putBlob(h, createOnly, 'one')).statusCode).toBe(201);
     expect((await putBlob(h, createOnly, 'two')).headers['x-ms-error-code']).toBe(
@@ -724,7 +727,7 @@ describe('blob plugin: downloads', () => {
 
   it('C-83: a download URL (sp=r) used to PUT → 403 AuthorizationPermissionMismatch; an upload URL cannot read', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const read = h.url(entry.blobId, 'r');
     for (const res of [
       await putBlob(h, read, 'x'),
@@ -786,15 +789,15 @@ describe('blob plugin: downloads', () => {
   it('reads do not need a live entry: blobs retained after eviction stay readable (C-50 support)', async () => {
     const h = await setup();
     const { entry, read } = await committedBlob(h, 'kept');
-    h.storage.commitEntry(entry.id, 4, NOW);
-    h.storage.touchEntry(entry.id, NOW, NOW + 10 * MIN);
-    h.storage.deleteEntry(entry.id, NOW);
+    await h.storage.metadata.commitEntry(entry.id, 4, NOW);
+    await h.storage.metadata.touchEntry(entry.id, NOW, NOW + 10 * MIN);
+    await h.storage.deleteEntry(entry.id, NOW);
     expect((await get(h, read)).body).toBe('kept');
   });
 
   it('records the blob operation and bytes in the request audit', async () => {
     const h = await setup();
-    const entry = h.reserve();
+    const entry = await h.reserve();
     const url = h.url(entry.blobId, 'cw');
     await putBlob(h, url, 'abcdef');
     await putBlock(h, url, b64('a'), 'xyz');

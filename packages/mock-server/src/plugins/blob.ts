@@ -195,8 +195,9 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     sas.verify({ containerName, blobName: blobId, query, now, anyOfPermissions });
 
   /** Writes go only to blobs of pending entries: the upload grant ends at Finalize (§4.1, C-34). */
-  const requirePending = (blobId: string): void => {
-    if (storage.findEntryByBlobId(blobId)?.state !== 'pending') throw azureErrors.permissionMismatch();
+  const requirePending = async (blobId: string): Promise<void> => {
+    const entry = await storage.metadata.findEntryByBlobId(blobId);
+    if (entry?.state !== 'pending') throw azureErrors.permissionMismatch();
   };
 
   const contentLength = (request: FastifyRequest, reply: FastifyReply, max: number): number => {
@@ -225,16 +226,22 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
   };
 
   /** Every write: names the operation, checks the SAS (at request start) and that the entry is still pending. */
-  const beginWrite = (
+  const beginWrite = async (
     request: FastifyRequest,
     op: string,
     blobId: string,
     query: URLSearchParams,
-    anyOfPermissions: string,
-  ): void => {
+    anyOfPermissions: string | (() => Promise<string>),
+  ): Promise<void> => {
     audit(request).op = op;
-    authorize(blobId, query, clock.now(), anyOfPermissions);
-    requirePending(blobId);
+    const now = clock.now();
+    authorize(
+      blobId,
+      query,
+      now,
+      typeof anyOfPermissions === 'string' ? anyOfPermissions : await anyOfPermissions(),
+    );
+    await requirePending(blobId);
   };
 
   const putBlob = async (
@@ -243,12 +250,14 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     blobId: string,
     query: URLSearchParams,
   ) => {
-    beginWrite(request, 'PutBlob', blobId, query, storage.getBlobProperties(blobId) ? 'w' : 'cw');
+    await beginWrite(request, 'PutBlob', blobId, query, async () =>
+      (await storage.blobs.getBlobProperties(blobId)) ? 'w' : 'cw',
+    );
     const blobType = header(request, 'x-ms-blob-type');
     if (blobType === undefined) throw azureErrors.missingHeader('x-ms-blob-type');
     if (blobType !== 'BlockBlob') throw azureErrors.invalidHeader('x-ms-blob-type', blobType);
     const length = contentLength(request, reply, maxBlobBytes);
-    const properties = await storage.putBlob(blobId, bodyOf(request), length, clock.now());
+    const properties = await storage.blobs.putBlob(blobId, bodyOf(request), length, clock.now());
     audit(request).bytes = length;
     return created(reply, properties);
   };
@@ -259,13 +268,13 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     blobId: string,
     query: URLSearchParams,
   ) => {
-    beginWrite(request, 'PutBlock', blobId, query, 'w');
+    await beginWrite(request, 'PutBlock', blobId, query, 'w');
     // Base64 has no spaces: a raw `+` decoded as form data arrives as one.
     const blockId = query.get('blockid')?.replaceAll(' ', '+');
     if (blockId === undefined) throw blobErrors.missingQueryParameter('blockid');
     validateBlockId(blockId);
     const length = contentLength(request, reply, maxBlockBytes);
-    await storage.putBlock(blobId, blockId, bodyOf(request), length);
+    await storage.blobs.putBlock(blobId, blockId, bodyOf(request), length);
     audit(request).bytes = length;
     return created(reply);
   };
@@ -276,12 +285,12 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     blobId: string,
     query: URLSearchParams,
   ) => {
-    beginWrite(request, 'PutBlockList', blobId, query, 'w');
+    await beginWrite(request, 'PutBlockList', blobId, query, 'w');
     const length = contentLength(request, reply, maxBlockListBytes);
     const xml = await readBody(bodyOf(request), length);
     const items = parseBlockListXml(xml.toString('utf8'));
     if (items.length > MAX_BLOCK_LIST_IDS) throw blobErrors.blockListTooLong();
-    const properties = await storage.commitBlockList(blobId, items, clock.now());
+    const properties = await storage.blobs.commitBlockList(blobId, items, clock.now());
     audit(request).bytes = length;
     return created(reply, properties);
   };
@@ -328,7 +337,7 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     // A commit between reading the properties and opening the content is retried, so headers and
     // bytes always describe the same version.
     for (let attempt = 1; ; attempt++) {
-      const properties = storage.getBlobProperties(blobId);
+      const properties = await storage.blobs.getBlobProperties(blobId);
       if (!properties) throw azureErrors.blobNotFound();
       if (preconditions(request, properties) === 'not-modified') {
         describe(reply, properties).code(304).header('content-length', String(properties.size));
@@ -340,7 +349,7 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
       }
       const range = parseRange(pickRangeHeader(request.headers), properties.size);
       if (range.kind === 'unsatisfiable') throw azureErrors.invalidRange(properties.size);
-      const opened = await storage.openBlob(blobId, range.kind === 'range' ? range.range : undefined);
+      const opened = await storage.blobs.openBlob(blobId, range.kind === 'range' ? range.range : undefined);
       if (opened.properties.etag !== properties.etag && attempt < 3) {
         opened.stream.destroy();
         continue;

@@ -3,9 +3,9 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp, VERSION } from '../../testing/twirp-helpers.js';
 import type { FaultRuleInput } from '../faults/types.js';
 import { GetCacheEntryDownloadURLRequestSchema } from '../gen/results/api/v1/cache_pb.js';
-import { createTestApp, type TestApp, VERSION } from '../twirp/test-helpers.js';
 import { SERVICE_PATH } from './twirp.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -222,7 +222,7 @@ describe('faults plugin: blob operations', () => {
     const failed = await put();
     expect([failed.statusCode, failed.headers['x-ms-error-code']]).toEqual([500, 'InternalError']);
     const blobId = path.split('?')[0]!.split('/').pop()!;
-    expect(h.app.mock.storage.getBlobProperties(blobId)).toBeUndefined();
+    expect(await h.app.mock.storage.blobs.getBlobProperties(blobId)).toBeUndefined();
     expect((await put()).statusCode).toBe(201);
   });
 });
@@ -349,7 +349,7 @@ describe('faults plugin: bodies over real sockets', () => {
     expect(dropped).toMatch(/^(ECONNRESET|EPIPE)$/);
     // The first upload stands; the cut one changed nothing.
     const blobId = path.split('?')[0]!.split('/').pop()!;
-    const { stream } = await h.app.mock.storage.openBlob(blobId);
+    const { stream } = await h.app.mock.storage.blobs.openBlob(blobId);
     const stored: Buffer[] = [];
     for await (const c of stream) stored.push(c as Buffer);
     expect(Buffer.concat(stored).equals(data)).toBe(true);

@@ -17,7 +17,7 @@ export interface FaultsPluginOptions {
   /** Route of the blob operations, e.g. `/devstoreaccount1/actions-cache/:blobId`. */
   readonly blobRoute: string;
   /** The cache key of the entry a blob belongs to, if any. */
-  readonly keyOfBlob: (blobId: string) => string | undefined;
+  readonly keyOfBlob: (blobId: string) => Promise<string | undefined>;
   /** Time for the expiry detail of `expire-url` (the clock SAS expiry is checked against). */
   readonly now: () => number;
 }
@@ -101,10 +101,14 @@ export const faultsPlugin = fp<FaultsPluginOptions>(
       if (!engine.active || request.routeOptions.url !== blobRoute) return done();
       const op = blobOp(request);
       if (op === undefined) return done();
-      decide(request, op, () => keyOfBlob((request.params as { blobId: string }).blobId));
-      const latencyMs = request.faultPlan?.latencyMs ?? 0;
-      if (latencyMs > 0) setTimeout(done, latencyMs);
-      else done();
+      const proceed = (key: string | undefined) => {
+        decide(request, op, () => key);
+        const latencyMs = request.faultPlan?.latencyMs ?? 0;
+        if (latencyMs > 0) setTimeout(done, latencyMs);
+        else done();
+      };
+      if (!engine.needsKey(op)) return proceed(undefined);
+      keyOfBlob((request.params as { blobId: string }).blobId).then(proceed, done);
     });
 
     app.addHook('preParsing', (request, _reply, payload, done) => {

@@ -189,7 +189,8 @@ export const restPlugin: FastifyPluginAsync<RestPluginOptions> = async (app, opt
     return found;
   };
 
-  const committed = (repositoryId: string) => storage.listEntries({ repositoryId, state: 'committed' });
+  const committed = (repositoryId: string) =>
+    storage.metadata.listEntries({ repositoryId, state: 'committed' });
 
   app.get('/:owner/:repo/actions/caches', async (request, reply) => {
     const repo = repositoryOf(request, DOC.list);
@@ -210,7 +211,7 @@ export const restPlugin: FastifyPluginAsync<RestPluginOptions> = async (app, opt
 
     const by = SORT_KEYS[sort];
     const sign = direction === 'asc' ? 1 : -1;
-    const matching = committed(repo.id)
+    const matching = (await committed(repo.id))
       .filter((e) => e.key.startsWith(key) && (ref === '' || e.scope === ref))
       .sort((a, b) => sign * (by(a) - by(b) || a.id - b.id));
     const lastPage = Math.max(1, Math.ceil(matching.length / perPage));
@@ -230,10 +231,10 @@ export const restPlugin: FastifyPluginAsync<RestPluginOptions> = async (app, opt
     if (key === null || key === '') throw invalid(DOC.deleteByKey, 'key', key ?? '');
     request.audit.op = 'DeleteCachesByKey';
     request.audit.key = key;
-    const doomed = committed(repo.id).filter((e) => e.key === key && (ref === '' || e.scope === ref));
+    const doomed = (await committed(repo.id)).filter((e) => e.key === key && (ref === '' || e.scope === ref));
     if (doomed.length === 0) throw notFound(DOC.deleteByKey);
     const now = clock.now();
-    for (const e of doomed) storage.deleteEntry(e.id, now);
+    for (const e of doomed) await storage.deleteEntry(e.id, now);
     return send(reply, 200, { total_count: doomed.length, actions_caches: doomed.map(toActionsCache) });
   });
 
@@ -242,18 +243,18 @@ export const restPlugin: FastifyPluginAsync<RestPluginOptions> = async (app, opt
     const { cacheId } = request.params as { cacheId: string };
     request.audit.op = 'DeleteCacheById';
     const id = /^\d{1,15}$/.test(cacheId) ? Number(cacheId) : Number.NaN;
-    const entry = Number.isSafeInteger(id) ? storage.getEntry(id) : undefined;
+    const entry = Number.isSafeInteger(id) ? await storage.metadata.getEntry(id) : undefined;
     if (!entry || entry.repositoryId !== repo.id || entry.state !== 'committed') {
       throw notFound(DOC.deleteById);
     }
-    storage.deleteEntry(entry.id, clock.now());
+    await storage.deleteEntry(entry.id, clock.now());
     return send(reply, 204);
   });
 
   app.get('/:owner/:repo/actions/cache/usage', async (request, reply) => {
     const repo = repositoryOf(request, DOC.usage);
     request.audit.op = 'GetCacheUsage';
-    const { sizeBytes, count } = storage.repositoryUsage(repo.id);
+    const { sizeBytes, count } = await storage.metadata.repositoryUsage(repo.id);
     return send(reply, 200, {
       full_name: repo.fullName,
       active_caches_size_in_bytes: sizeBytes,

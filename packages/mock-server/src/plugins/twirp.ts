@@ -43,7 +43,7 @@ interface Method<Req extends DescMessage, Res extends DescMessage> {
     identity: TokenIdentity,
     req: MessageShape<Req>,
     audit: RpcAudit,
-  ) => Omit<MessageShape<Res>, '$typeName' | '$unknown'>;
+  ) => Promise<Omit<MessageShape<Res>, '$typeName' | '$unknown'>>;
 }
 
 const method = <Req extends DescMessage, Res extends DescMessage>(m: Method<Req, Res>) =>
@@ -149,7 +149,7 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
       ? deps
       : { ...deps, publicUrl: `${request.protocol}://${request.host}` };
     try {
-      const result = m.handle(requestDeps, identity, input, audit);
+      const result = await m.handle(requestDeps, identity, input, audit);
       const output = create(m.output, result as never);
       reply.code(200).header('content-type', CONTENT_TYPES[encoding]);
       return reply.send(encodeResponse(m.output, output, encoding));

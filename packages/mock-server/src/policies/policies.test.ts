@@ -3,8 +3,8 @@
  * idle expiry (C-49), the Create rate limit (C-51), hard-quota mode (C-52), all on the mock's clock.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createTestApp, MAIN_RW, type TestApp, VERSION } from '../../testing/twirp-helpers.js';
 import { createAdvanceableClock, createManualClock } from '../clock.js';
-import { createTestApp, MAIN_RW, type TestApp, VERSION } from '../twirp/test-helpers.js';
 import { PolicySettingsError } from './settings.js';
 
 const DAY = 86_400_000;
@@ -18,10 +18,10 @@ const twirpError = (res: { statusCode: number; body: string }) => ({
   status: res.statusCode,
   ...(JSON.parse(res.body) as { code: string; msg: string }),
 });
-const keys = () => t.app.mock.storage.listEntries().map((e) => e.key);
+const keys = async () => (await t.app.mock.storage.metadata.listEntries()).map((e) => e.key);
 
 describe('clock', () => {
-  it('app.mock.clock is advanceable: base time + an offset that only grows', () => {
+  it('app.mock.clock is advanceable: base time + an offset that only grows', async () => {
     const base = createManualClock(1_000);
     const clock = createAdvanceableClock(base);
     expect(clock.now()).toBe(1_000);
@@ -50,8 +50,8 @@ describe('quota and eviction', () => {
     await t.save('b', '1234');
     expect((await t.get('a')).ok).toBe(true); // b is now the least recently used
     await t.save('c', '1234');
-    expect(keys()).toEqual(['a', 'c']);
-    expect(t.app.mock.policies.usage('1')).toEqual({ sizeBytes: 8, count: 2 });
+    expect(await keys()).toEqual(['a', 'c']);
+    expect(await t.app.mock.policies.usage('1')).toEqual({ sizeBytes: 8, count: 2 });
     expect((await t.get('b')).ok).toBe(false);
   });
 
@@ -62,17 +62,18 @@ describe('quota and eviction', () => {
     const first = await t.save('first', '12');
     const second = await t.save('second', '12');
     // Same last access for both.
-    for (const id of [first, second]) t.app.mock.storage.touchEntry(Number(id), t.clock.now(), 0);
+    for (const id of [first, second])
+      await t.app.mock.storage.metadata.touchEntry(Number(id), t.clock.now(), 0);
     await t.save('third', '1234');
-    expect(keys()).toEqual(['other', 'second', 'third']);
-    expect(t.app.mock.policies.usage('2')).toEqual({ sizeBytes: 6, count: 1 });
+    expect(await keys()).toEqual(['other', 'second', 'third']);
+    expect(await t.app.mock.policies.usage('2')).toEqual({ sizeBytes: 6, count: 1 });
   });
 
   it('C-48: an entry larger than the quota alone is kept and everything else goes', async () => {
     t = await createTestApp({ quotaBytes: 3 });
     await t.save('small', '12');
     await t.save('huge', '12345');
-    expect(keys()).toEqual(['huge']);
+    expect(await keys()).toEqual(['huge']);
   });
 
   it('C-50: an evicted entry’s blob stays readable until its issued download URL expires', async () => {
@@ -80,7 +81,7 @@ describe('quota and eviction', () => {
     await t.save('old', 'hello');
     const url = new URL(String((await t.get('old')).signed_download_url));
     await t.save('new', 'world');
-    expect(keys()).toEqual(['new']);
+    expect(await keys()).toEqual(['new']);
     const read = () => t.app.inject({ method: 'GET', url: url.pathname + url.search });
     const during = await read();
     expect(during.statusCode).toBe(200);
@@ -89,16 +90,16 @@ describe('quota and eviction', () => {
     await t.app.mock.sweep();
     expect((await read()).statusCode).toBe(403);
     const blobId = url.pathname.split('/').pop()!;
-    expect(t.app.mock.storage.getBlobProperties(blobId)).toBeUndefined();
+    expect(await t.app.mock.storage.blobs.getBlobProperties(blobId)).toBeUndefined();
   });
 
   it('a lowered quota applies at the next sweep; quotaBytes null means unlimited', async () => {
     t = await createTestApp({ quotaBytes: null });
     for (const k of ['a', 'b', 'c']) await t.save(k, '1234');
-    expect(t.app.mock.policies.usage('1')).toEqual({ sizeBytes: 12, count: 3 });
+    expect(await t.app.mock.policies.usage('1')).toEqual({ sizeBytes: 12, count: 3 });
     t.app.mock.policies.update({ quotaBytes: 8 });
     await t.app.mock.sweep();
-    expect(keys()).toEqual(['b', 'c']);
+    expect(await keys()).toEqual(['b', 'c']);
   });
 
   it('the default quota is 10 GB (10·10⁹ bytes)', async () => {
@@ -113,7 +114,7 @@ describe('idle expiry', () => {
     await t.save('idle');
     t.app.mock.clock.advance(8 * DAY);
     expect((await t.get('idle')).ok).toBe(false);
-    expect(keys()).toEqual([]);
+    expect(await keys()).toEqual([]);
   });
 
   it('C-49: ... and at the next sweep, exactly at 7 days; a hit restarts the idle time', async () => {
@@ -124,10 +125,10 @@ describe('idle expiry', () => {
     expect((await t.get('used')).ok).toBe(true);
     t.app.mock.clock.advance(DAY - 1000);
     await t.app.mock.sweep();
-    expect(keys()).toEqual(['used']);
+    expect(await keys()).toEqual(['used']);
     t.app.mock.clock.advance(6 * DAY);
     await t.app.mock.sweep();
-    expect(keys()).toEqual(['used']);
+    expect(await keys()).toEqual(['used']);
   });
 
   it('an idle entry frees its key for a new Create; idleTtlMs null keeps entries forever', async () => {
@@ -149,7 +150,7 @@ describe('idle expiry', () => {
     expect((await create('pending')).json().ok).toBe(true);
     t.app.mock.clock.advance(60 * 60_000);
     await t.app.mock.sweep();
-    expect(keys()).toEqual([]);
+    expect(await keys()).toEqual([]);
   });
 });
 
@@ -249,7 +250,7 @@ describe('visibility delay (eventual consistency)', () => {
     t.app.mock.clock.advance(1);
     expect((await t.get('k')).ok).toBe(true);
     // Nothing else changed: the entry counts in usage and REST-style listings from its commit on.
-    expect(keys()).toEqual(['k']);
+    expect(await keys()).toEqual(['k']);
   });
 
   it('a prefix lookup whose newest match is still invisible misses; older visible entries serve exact keys', async () => {

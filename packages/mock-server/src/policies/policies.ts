@@ -1,5 +1,4 @@
 import type { CacheEntry, CacheStorage } from '../storage/types.js';
-import { createSlidingWindowLimiter } from './rate-limiter.js';
 import { applyPolicyPatch, DEFAULT_POLICY_SETTINGS, type PolicySettings } from './settings.js';
 
 /** `app.mock.policies`: read and change the policies at run time, and read a repository's usage. */
@@ -13,7 +12,7 @@ export interface MockPolicies {
    */
   update(patch: Partial<PolicySettings>): PolicySettings;
   /** Total size and number of a repository's committed entries. */
-  usage(repositoryId: string): { sizeBytes: number; count: number };
+  usage(repositoryId: string): Promise<{ sizeBytes: number; count: number }>;
 }
 
 /** Why a write (Create or Finalize) is refused before it touches storage. */
@@ -36,7 +35,7 @@ export interface SweepResult {
 /** The policies as the RPCs and the sweeper apply them. Every `now` comes from the mock's clock. */
 export interface PolicyEngine extends MockPolicies {
   /** Admits a Create of `repositoryId` (counting it against the rate limit), or says why not. */
-  admitCreate(repositoryId: string, now: number): WriteDenial | undefined;
+  admitCreate(repositoryId: string, now: number): Promise<WriteDenial | undefined>;
   /** Admits a Finalize, or says why not. */
   admitFinalize(): WriteDenial | undefined;
   /** Whether lookups may see a committed entry yet (the visibility delay has passed since its commit). */
@@ -47,8 +46,11 @@ export interface PolicyEngine extends MockPolicies {
    * Evicts least-recently-used committed entries of the repository until it fits the quota,
    * never `keepId` (the entry just committed). Returns the evicted entries.
    */
-  enforceQuota(repositoryId: string, keepId: number | undefined, now: number): CacheEntry[];
-  /** Applies every rule to all entries: abandoned reservations, idle entries, quotas; then sweeps blobs. */
+  enforceQuota(repositoryId: string, keepId: number | undefined, now: number): Promise<CacheEntry[]>;
+  /**
+   * Applies every rule to all entries: abandoned reservations, idle entries, quotas; then sweeps
+   * blobs. When another instance on the same metadata store is sweeping, does nothing (all zeros).
+   */
   sweep(now: number): Promise<SweepResult>;
 }
 
@@ -66,26 +68,32 @@ const BATCH = 256;
 
 export function createPolicyEngine(options: PolicyEngineOptions): PolicyEngine {
   const { storage, pendingTtlMs } = options;
+  const { metadata } = storage;
   let settings = applyPolicyPatch(DEFAULT_POLICY_SETTINGS, options.settings ?? {});
-  const creates = createSlidingWindowLimiter(RATE_WINDOW_MS);
 
   const isIdle = (entry: CacheEntry, now: number) =>
     entry.state === 'committed' &&
     settings.idleTtlMs !== null &&
     entry.lastAccessedAt + settings.idleTtlMs <= now;
 
-  const enforceQuota = (repositoryId: string, keepId: number | undefined, now: number): CacheEntry[] => {
+  const enforceQuota = async (
+    repositoryId: string,
+    keepId: number | undefined,
+    now: number,
+  ): Promise<CacheEntry[]> => {
     const quota = settings.quotaBytes;
     const evicted: CacheEntry[] = [];
     if (quota === null) return evicted;
-    let { sizeBytes } = storage.repositoryUsage(repositoryId);
+    let { sizeBytes } = await metadata.repositoryUsage(repositoryId);
     while (sizeBytes > quota) {
-      const batch = storage.listLeastRecentlyUsed(repositoryId, BATCH).filter((e) => e.id !== keepId);
+      const batch = (await metadata.listLeastRecentlyUsed(repositoryId, BATCH)).filter(
+        (e) => e.id !== keepId,
+      );
       if (batch.length === 0) break;
       for (const e of batch) {
         if (sizeBytes <= quota) break;
         // Its blob stays readable until its issued download URLs expire (C-50).
-        storage.deleteEntry(e.id, now);
+        await storage.deleteEntry(e.id, now);
         sizeBytes -= e.sizeBytes;
         evicted.push(e);
       }
@@ -99,15 +107,20 @@ export function createPolicyEngine(options: PolicyEngineOptions): PolicyEngine {
       settings = applyPolicyPatch(settings, patch);
       return settings;
     },
-    usage(repositoryId) {
-      const { sizeBytes, count } = storage.repositoryUsage(repositoryId);
+    async usage(repositoryId) {
+      const { sizeBytes, count } = await metadata.repositoryUsage(repositoryId);
       return { sizeBytes, count };
     },
 
-    admitCreate(repositoryId, now) {
+    async admitCreate(repositoryId, now) {
       if (settings.quotaExhausted) return { reason: 'quota_exhausted' };
       if (settings.rateLimitPerMinute === null) return undefined;
-      const waitMs = creates.take(repositoryId, settings.rateLimitPerMinute, now);
+      const waitMs = await metadata.takeRateSlot(
+        `create:${repositoryId}`,
+        settings.rateLimitPerMinute,
+        RATE_WINDOW_MS,
+        now,
+      );
       if (waitMs === undefined) return undefined;
       return { reason: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
     },
@@ -118,30 +131,34 @@ export function createPolicyEngine(options: PolicyEngineOptions): PolicyEngine {
     enforceQuota,
 
     async sweep(now) {
-      let abandoned = 0;
-      for (const e of storage.listEntries({ state: 'pending', createdBefore: now - pendingTtlMs + 1 })) {
-        storage.deleteEntry(e.id, now);
-        abandoned++;
-      }
-      let idle = 0;
-      const { idleTtlMs } = settings;
-      if (idleTtlMs !== null) {
-        for (let batch = storage.listIdleEntries(now - idleTtlMs + 1, BATCH); batch.length > 0; ) {
-          for (const e of batch) storage.deleteEntry(e.id, now);
-          idle += batch.length;
-          batch = storage.listIdleEntries(now - idleTtlMs + 1, BATCH);
+      let result: SweepResult = { abandoned: 0, idle: 0, evicted: 0, blobs: 0 };
+      await metadata.exclusiveSweep(async () => {
+        let abandoned = 0;
+        const stale = await metadata.listEntries({ state: 'pending', createdBefore: now - pendingTtlMs + 1 });
+        for (const e of stale) {
+          await storage.deleteEntry(e.id, now);
+          abandoned++;
         }
-      }
-      let evicted = 0;
-      if (settings.quotaBytes !== null) {
-        for (const u of storage.listRepositoryUsage()) {
-          if (u.sizeBytes > settings.quotaBytes)
-            evicted += enforceQuota(u.repositoryId, undefined, now).length;
+        let idle = 0;
+        const { idleTtlMs } = settings;
+        if (idleTtlMs !== null) {
+          for (let batch = await metadata.listIdleEntries(now - idleTtlMs + 1, BATCH); batch.length > 0; ) {
+            for (const e of batch) await storage.deleteEntry(e.id, now);
+            idle += batch.length;
+            batch = await metadata.listIdleEntries(now - idleTtlMs + 1, BATCH);
+          }
         }
-      }
-      creates.prune(now);
-      const blobs = await storage.sweep(now);
-      return { abandoned, idle, evicted, blobs };
+        let evicted = 0;
+        if (settings.quotaBytes !== null) {
+          for (const u of await metadata.listRepositoryUsage()) {
+            if (u.sizeBytes > settings.quotaBytes)
+              evicted += (await enforceQuota(u.repositoryId, undefined, now)).length;
+          }
+        }
+        const blobs = await storage.sweepBlobs(now);
+        result = { abandoned, idle, evicted, blobs };
+      });
+      return result;
     },
   };
 }

@@ -10,28 +10,45 @@ import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { describeStorageContract } from './contract.js';
+import { describeBlobContract } from '../../testing/blob-contract.js';
+import { describeMetadataContract } from '../../testing/metadata-contract.js';
+import { describeStorageContract } from '../../testing/storage-contract.js';
 import { createFsStorage, prefixUpperBound } from './fs.js';
 import type { CacheStorage, EntryIdentity } from './types.js';
 
-describeStorageContract(
-  'fs',
-  async () => {
+/** A fresh data directory with the embedded pair opened on it; `reopen` closes and opens it again. */
+function fsFixture<T>(pick: (s: CacheStorage) => T) {
+  return async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-'));
     let storage: CacheStorage = createFsStorage({ dataDir });
     return {
-      storage,
+      store: pick(storage),
       reopen: async () => {
         await storage.close();
         storage = createFsStorage({ dataDir });
-        return storage;
+        return pick(storage);
       },
       cleanup: async () => {
         await storage.close();
         await rm(dataDir, { recursive: true, force: true });
       },
     };
-  },
+  };
+}
+
+describeMetadataContract(
+  'sqlite',
+  fsFixture((s) => s.metadata),
+  { persistent: true },
+);
+describeBlobContract(
+  'files',
+  fsFixture((s) => s.blobs),
+  { persistent: true },
+);
+describeStorageContract(
+  'fs',
+  fsFixture((s) => s),
   { persistent: true },
 );
 
@@ -45,7 +62,7 @@ const ident = (key: string): EntryIdentity => ({
 const body = (data: Buffer | string) => Readable.from([typeof data === 'string' ? Buffer.from(data) : data]);
 const read = async (s: CacheStorage, blobId: string) => {
   const chunks: Buffer[] = [];
-  for await (const c of (await s.openBlob(blobId)).stream) chunks.push(c as Buffer);
+  for await (const c of (await s.blobs.openBlob(blobId)).stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 };
 /** Every file under `dir`, relative to it. */
@@ -56,7 +73,7 @@ const filesUnder = (dir: string): string[] =>
     .sort();
 
 describe('prefixUpperBound', () => {
-  it('increments the last code point, skipping surrogates and dropping U+10FFFF', () => {
+  it('increments the last code point, skipping surrogates and dropping U+10FFFF', async () => {
     expect(prefixUpperBound('abc')).toBe('abd');
     expect(prefixUpperBound('a\u{d7ff}')).toBe('a\u{e000}');
     expect(prefixUpperBound('a😀')).toBe('a😁');
@@ -74,9 +91,9 @@ describe('fs storage on disk', () => {
     return s;
   };
   const save = async (key: string, content: Buffer | string) => {
-    const e = s.reserveEntry(ident(key), T0)!;
-    await s.putBlob(e.blobId, body(content), Buffer.byteLength(content), T0 + 1);
-    return s.commitEntry(e.id, Buffer.byteLength(content), T0 + 2);
+    const e = (await s.metadata.reserveEntry(ident(key), T0))!;
+    await s.blobs.putBlob(e.blobId, body(content), Buffer.byteLength(content), T0 + 1);
+    return s.metadata.commitEntry(e.id, Buffer.byteLength(content), T0 + 2);
   };
 
   beforeEach(async () => {
@@ -90,12 +107,12 @@ describe('fs storage on disk', () => {
 
   it('lays out one generation file per blob and nothing else', async () => {
     const a = await save('a', 'alpha');
-    const b = s.reserveEntry(ident('b'), T0)!;
-    await s.putBlock(b.blobId, 'AAAA', body('x'), 1);
+    const b = (await s.metadata.reserveEntry(ident('b'), T0))!;
+    await s.blobs.putBlock(b.blobId, 'AAAA', body('x'), 1);
     expect(filesUnder(join(dataDir, 'staging'))).toEqual([join(b.blobId, 'b000000')]);
-    await s.commitBlockList(b.blobId, [{ kind: 'latest', id: 'AAAA' }], T0);
-    await s.putBlob(a.blobId, body('alpha 2'), 7, T0 + 5); // replaces: the old generation goes
-    await s.sweep(T0); // waits for background unlinks
+    await s.blobs.commitBlockList(b.blobId, [{ kind: 'latest', id: 'AAAA' }], T0);
+    await s.blobs.putBlob(a.blobId, body('alpha 2'), 7, T0 + 5); // replaces: the old generation goes
+    await s.sweepBlobs(T0); // waits for background unlinks
     const blobs = filesUnder(join(dataDir, 'blobs'));
     expect(blobs).toHaveLength(2);
     expect(blobs).toContainEqual(
@@ -104,21 +121,21 @@ describe('fs storage on disk', () => {
     expect(filesUnder(join(dataDir, 'staging'))).toEqual([]);
     expect(filesUnder(join(dataDir, 'tmp'))).toEqual([]);
 
-    s.deleteEntry(a.id, T0 + 10);
-    s.deleteEntry(b.id, T0 + 10);
-    await s.sweep(T0 + 10);
+    await s.deleteEntry(a.id, T0 + 10);
+    await s.deleteEntry(b.id, T0 + 10);
+    await s.sweepBlobs(T0 + 10);
     expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
   });
 
   it('removes leftovers of interrupted operations at start-up and keeps committed data byte-identical', async () => {
     const content = randomBytes(300_000);
     const kept = await save('kept', content);
-    const pending = s.reserveEntry(ident('pending'), T0)!;
-    await s.putBlock(pending.blobId, 'AAAA', body('staged'), 6);
+    const pending = (await s.metadata.reserveEntry(ident('pending'), T0))!;
+    await s.blobs.putBlock(pending.blobId, 'AAAA', body('staged'), 6);
     const committed = await save('committed-with-stale-blocks', 'c');
-    const gone = s.reserveEntry(ident('gone'), T0)!;
-    s.deleteEntry(gone.id, T0);
-    const props = s.getBlobProperties(kept.blobId);
+    const gone = (await s.metadata.reserveEntry(ident('gone'), T0))!;
+    await s.deleteEntry(gone.id, T0);
+    const props = await s.blobs.getBlobProperties(kept.blobId);
     await s.close();
 
     const [generation] = readdirSync(join(dataDir, 'blobs', kept.blobId.slice(0, 2))).filter((n) =>
@@ -157,27 +174,27 @@ describe('fs storage on disk', () => {
     expect(readdirSync(join(dataDir, 'staging'))).toEqual([pending.blobId]);
     expect(existsSync(join(dataDir, 'secrets.json'))).toBe(true);
 
-    expect(s.getBlobProperties(kept.blobId)).toEqual(props);
+    expect(await s.blobs.getBlobProperties(kept.blobId)).toEqual(props);
     expect((await read(s, kept.blobId)).equals(content)).toBe(true);
-    await s.commitBlockList(pending.blobId, [{ kind: 'uncommitted', id: 'AAAA' }], T0 + 3);
+    await s.blobs.commitBlockList(pending.blobId, [{ kind: 'uncommitted', id: 'AAAA' }], T0 + 3);
     expect((await read(s, pending.blobId)).toString()).toBe('staged');
   });
 
   it('commits a block list by linking the staged files, not copying them', async () => {
-    const e = s.reserveEntry(ident('parts'), T0)!;
+    const e = (await s.metadata.reserveEntry(ident('parts'), T0))!;
     const a = randomBytes(70_000);
     const b = randomBytes(50_000);
-    await s.putBlock(e.blobId, 'AAAA', body(a), a.length);
-    await s.putBlock(e.blobId, 'AAAB', body(b), b.length);
-    await s.putBlock(e.blobId, 'AAAC', body('never listed'), 12);
+    await s.blobs.putBlock(e.blobId, 'AAAA', body(a), a.length);
+    await s.blobs.putBlock(e.blobId, 'AAAB', body(b), b.length);
+    await s.blobs.putBlock(e.blobId, 'AAAC', body('never listed'), 12);
     const stagedInode = statSync(join(dataDir, 'staging', e.blobId, 'b000000')).ino;
     const list = [
       { kind: 'latest', id: 'AAAA' },
       { kind: 'uncommitted', id: 'AAAB' },
       { kind: 'latest', id: 'AAAA' }, // listed twice: one part, referenced twice
     ] as const;
-    await s.commitBlockList(e.blobId, list, T0 + 1);
-    await s.sweep(T0); // waits for the staging directory's removal
+    await s.blobs.commitBlockList(e.blobId, list, T0 + 1);
+    await s.sweepBlobs(T0); // waits for the staging directory's removal
     const v1 = Buffer.concat([a, b, a]);
     expect((await read(s, e.blobId)).equals(v1)).toBe(true);
     const files = filesUnder(join(dataDir, 'blobs'));
@@ -189,7 +206,8 @@ describe('fs storage on disk', () => {
     // Ranges inside a part, across part boundaries and over the whole blob.
     const range = async (start: number, end: number) => {
       const chunks: Buffer[] = [];
-      for await (const c of (await s.openBlob(e.blobId, { start, end })).stream) chunks.push(c as Buffer);
+      for await (const c of (await s.blobs.openBlob(e.blobId, { start, end })).stream)
+        chunks.push(c as Buffer);
       return Buffer.concat(chunks);
     };
     for (const [start, end] of [
@@ -205,11 +223,11 @@ describe('fs storage on disk', () => {
     }
 
     // A re-commit that reuses committed blocks links them from the previous generation, which goes.
-    const before = s.getBlobProperties(e.blobId)!;
-    const pinned = await s.openBlob(e.blobId, { start: 69_990, end: 70_009 });
+    const before = (await s.blobs.getBlobProperties(e.blobId))!;
+    const pinned = await s.blobs.openBlob(e.blobId, { start: 69_990, end: 70_009 });
     const c = randomBytes(1000);
-    await s.putBlock(e.blobId, 'AAAD', body(c), c.length);
-    await s.commitBlockList(
+    await s.blobs.putBlock(e.blobId, 'AAAD', body(c), c.length);
+    await s.blobs.commitBlockList(
       e.blobId,
       [
         { kind: 'committed', id: 'AAAB' },
@@ -219,34 +237,37 @@ describe('fs storage on disk', () => {
       ],
       T0 + 2,
     );
-    await s.sweep(T0);
+    await s.sweepBlobs(T0);
     const v2 = Buffer.concat([b, c, a, b]);
     expect((await read(s, e.blobId)).equals(v2)).toBe(true);
-    expect(s.getBlobProperties(e.blobId)).toMatchObject({ size: v2.length, createdAt: before.createdAt });
+    expect(await s.blobs.getBlobProperties(e.blobId)).toMatchObject({
+      size: v2.length,
+      createdAt: before.createdAt,
+    });
     expect(filesUnder(join(dataDir, 'blobs'))).toHaveLength(3);
     const chunks: Buffer[] = [];
     for await (const chunk of pinned.stream) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).equals(v1.subarray(69_990, 70_010))).toBe(true);
 
     // Put Blob replaces the parts with one file; delete removes everything.
-    await s.putBlob(e.blobId, body('one file'), 8, T0 + 3);
-    await s.sweep(T0);
+    await s.blobs.putBlob(e.blobId, body('one file'), 8, T0 + 3);
+    await s.sweepBlobs(T0);
     expect(filesUnder(join(dataDir, 'blobs'))).toEqual([
       expect.stringMatching(new RegExp(`^${e.blobId.slice(0, 2)}/${e.blobId}\\.[0-9a-f]{16}$`)),
     ]);
-    await s.putBlock(e.blobId, 'AAAA', body(a), a.length);
-    await s.commitBlockList(e.blobId, [{ kind: 'latest', id: 'AAAA' }], T0 + 4);
-    s.deleteEntry(e.id, T0 + 5);
-    await s.sweep(T0 + 5);
+    await s.blobs.putBlock(e.blobId, 'AAAA', body(a), a.length);
+    await s.blobs.commitBlockList(e.blobId, [{ kind: 'latest', id: 'AAAA' }], T0 + 4);
+    await s.deleteEntry(e.id, T0 + 5);
+    await s.sweepBlobs(T0 + 5);
     expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
     expect(readdirSync(join(dataDir, 'blobs', e.blobId.slice(0, 2)))).toEqual([]);
   });
 
   it('a failed block list leaves the staged blocks and no part files behind', async () => {
-    const e = s.reserveEntry(ident('failed'), T0)!;
-    await s.putBlock(e.blobId, 'AAAA', body('abc'), 3);
+    const e = (await s.metadata.reserveEntry(ident('failed'), T0))!;
+    await s.blobs.putBlock(e.blobId, 'AAAA', body('abc'), 3);
     await expect(
-      s.commitBlockList(
+      s.blobs.commitBlockList(
         e.blobId,
         [
           { kind: 'latest', id: 'AAAA' },
@@ -257,13 +278,13 @@ describe('fs storage on disk', () => {
     ).rejects.toMatchObject({ code: 'InvalidBlockList' });
     expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
     expect(filesUnder(join(dataDir, 'staging'))).toEqual([join(e.blobId, 'b000000')]);
-    await s.commitBlockList(e.blobId, [{ kind: 'latest', id: 'AAAA' }], T0);
+    await s.blobs.commitBlockList(e.blobId, [{ kind: 'latest', id: 'AAAA' }], T0);
     expect((await read(s, e.blobId)).toString()).toBe('abc');
   });
 
   it('reads and reuses block lists committed by schema 1 (one file per generation)', async () => {
-    const e = s.reserveEntry(ident('legacy'), T0)!;
-    await s.putBlob(e.blobId, body('aaabbbb'), 7, T0);
+    const e = (await s.metadata.reserveEntry(ident('legacy'), T0))!;
+    await s.blobs.putBlob(e.blobId, body('aaabbbb'), 7, T0);
     await s.close();
     // Schema 1: no layout column; a block list's blocks were ranges of the one generation file.
     const Database = (await import('better-sqlite3')).default;
@@ -282,7 +303,7 @@ describe('fs storage on disk', () => {
     db.close();
     open();
     expect((await read(s, e.blobId)).toString()).toBe('aaabbbb');
-    await s.commitBlockList(
+    await s.blobs.commitBlockList(
       e.blobId,
       [
         { kind: 'committed', id: 'AAAB' },
@@ -293,7 +314,8 @@ describe('fs storage on disk', () => {
     );
     expect((await read(s, e.blobId)).toString()).toBe('bbbbaaabbbb');
     const chunks: Buffer[] = [];
-    for await (const c of (await s.openBlob(e.blobId, { start: 2, end: 8 })).stream) chunks.push(c as Buffer);
+    for await (const c of (await s.blobs.openBlob(e.blobId, { start: 2, end: 8 })).stream)
+      chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).toString()).toBe('bbaaabb');
   });
 
@@ -306,32 +328,34 @@ describe('fs storage on disk', () => {
   it('refuses blob ids it did not make, before any path is built', async () => {
     const evil = ['../../../../tmp/evil', 'ABCDEF0123456789ABCDEF0123456789', '', `${'a'.repeat(32)}/..`];
     for (const blobId of evil) {
-      await expect(s.putBlob(blobId, body('x'), 1, T0)).rejects.toMatchObject({ code: 'BlobNotFound' });
-      await expect(s.putBlock(blobId, 'AAAA', body('x'), 1)).rejects.toMatchObject({ code: 'BlobNotFound' });
-      await expect(s.commitBlockList(blobId, [], T0)).rejects.toMatchObject({ code: 'BlobNotFound' });
-      await expect(s.openBlob(blobId)).rejects.toMatchObject({ code: 'BlobNotFound' });
-      expect(s.getBlobProperties(blobId)).toBeUndefined();
+      await expect(s.blobs.putBlob(blobId, body('x'), 1, T0)).rejects.toMatchObject({ code: 'BlobNotFound' });
+      await expect(s.blobs.putBlock(blobId, 'AAAA', body('x'), 1)).rejects.toMatchObject({
+        code: 'BlobNotFound',
+      });
+      await expect(s.blobs.commitBlockList(blobId, [], T0)).rejects.toMatchObject({ code: 'BlobNotFound' });
+      await expect(s.blobs.openBlob(blobId)).rejects.toMatchObject({ code: 'BlobNotFound' });
+      expect(await s.blobs.getBlobProperties(blobId)).toBeUndefined();
     }
     expect(filesUnder(join(dataDir, 'blobs'))).toEqual([]);
     expect(filesUnder(join(dataDir, 'staging'))).toEqual([]);
   });
 
-  it('keeps the WAL bounded (checkpoints happen)', () => {
+  it('keeps the WAL bounded (checkpoints happen)', async () => {
     for (let i = 0; i < 3000; i++) {
-      const e = s.reserveEntry(ident(`wal-${i}`), T0)!;
-      s.commitEntry(e.id, 1, T0);
-      s.touchEntry(e.id, T0 + 1, T0 + 2);
+      const e = (await s.metadata.reserveEntry(ident(`wal-${i}`), T0))!;
+      await s.metadata.commitEntry(e.id, 1, T0);
+      await s.metadata.touchEntry(e.id, T0 + 1, T0 + 2);
     }
     // wal_autocheckpoint is 1000 pages (4 MiB); without checkpoints this run writes ~100 MiB.
     expect(statSync(join(dataDir, 'meta.sqlite-wal')).size).toBeLessThan(16 * 1024 * 1024);
   });
 
-  it('looks up prefixes in a few index steps, not a scan', () => {
+  it('looks up prefixes in a few index steps, not a scan', async () => {
     const keys: string[] = [];
     for (let i = 0; i < 20_000; i++) {
       const key = `${['npm', 'pip', 'go'][i % 3]}-Linux-${randomBytes(8).toString('hex')}`;
       keys.push(key);
-      s.commitEntry(s.reserveEntry(ident(key), T0)!.id, 1, T0);
+      await s.metadata.commitEntry((await s.metadata.reserveEntry(ident(key), T0))!.id, 1, T0);
     }
     const prefixes = Array.from({ length: 10_000 }, (_, i) =>
       i % 2
@@ -340,27 +364,28 @@ describe('fs storage on disk', () => {
     );
     const started = performance.now();
     let hits = 0;
-    for (const p of prefixes) if (s.findCommittedByPrefix('7', 'refs/heads/main', 'v1', p)) hits++;
+    for (const p of prefixes)
+      if (await s.metadata.findCommittedByPrefix('7', 'refs/heads/main', 'v1', p)) hits++;
     const ms = performance.now() - started;
     expect(hits).toBeGreaterThan(7000);
     // About 20 µs each here; a scan of 20,000 entries would take milliseconds each.
     expect(ms).toBeLessThan(20_000);
   });
 
-  it('reads usage, the eviction order and idle entries from indexes, not a scan', () => {
+  it('reads usage, the eviction order and idle entries from indexes, not a scan', async () => {
     for (let i = 0; i < 20_000; i++) {
-      const e = s.reserveEntry(ident(`k-${i}`), T0)!;
-      s.commitEntry(e.id, 1000 + i, T0);
-      s.touchEntry(e.id, T0 + ((i * 7919) % 20_000), 0);
+      const e = (await s.metadata.reserveEntry(ident(`k-${i}`), T0))!;
+      await s.metadata.commitEntry(e.id, 1000 + i, T0);
+      await s.metadata.touchEntry(e.id, T0 + ((i * 7919) % 20_000), 0);
     }
     const started = performance.now();
     for (let i = 0; i < 2000; i++) {
-      expect(s.repositoryUsage('7').count).toBe(20_000);
-      expect(s.listLeastRecentlyUsed('7', 1)[0]!.lastAccessedAt).toBe(T0);
-      expect(s.listIdleEntries(T0 + 1, 2)).toHaveLength(1);
+      expect((await s.metadata.repositoryUsage('7')).count).toBe(20_000);
+      expect((await s.metadata.listLeastRecentlyUsed('7', 1))[0]!.lastAccessedAt).toBe(T0);
+      expect(await s.metadata.listIdleEntries(T0 + 1, 2)).toHaveLength(1);
     }
     const ms = performance.now() - started;
-    expect(s.repositoryUsage('7').sizeBytes).toBe(20_000 * 1000 + (19_999 * 20_000) / 2);
+    expect((await s.metadata.repositoryUsage('7')).sizeBytes).toBe(20_000 * 1000 + (19_999 * 20_000) / 2);
     // About 70 µs per round here (150 ms in all); summing or sorting 20,000 entries would take
     // milliseconds per round.
     expect(ms).toBeLessThan(10_000);
@@ -382,11 +407,11 @@ describe('fs storage on disk', () => {
     `);
     db.close();
     open();
-    expect(s.repositoryUsage('7')).toEqual({ repositoryId: '7', sizeBytes: 7, count: 2 });
+    expect(await s.metadata.repositoryUsage('7')).toEqual({ repositoryId: '7', sizeBytes: 7, count: 2 });
     await save('c', 'ccc');
-    s.deleteEntry(s.findEntry(ident('a'))!.id, T0 + 3);
-    expect(s.repositoryUsage('7')).toEqual({ repositoryId: '7', sizeBytes: 5, count: 2 });
-    expect(s.listLeastRecentlyUsed('7', 5).map((e) => e.key)).toEqual(['b', 'c']);
+    await s.deleteEntry((await s.metadata.findEntry(ident('a')))!.id, T0 + 3);
+    expect(await s.metadata.repositoryUsage('7')).toEqual({ repositoryId: '7', sizeBytes: 5, count: 2 });
+    expect((await s.metadata.listLeastRecentlyUsed('7', 5)).map((e) => e.key)).toEqual(['b', 'c']);
   });
 });
 
@@ -403,12 +428,17 @@ describe('fs storage after SIGKILL', () => {
     buildDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-build-'));
     const here = dirname(fileURLToPath(import.meta.url));
     const sqlite = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
-    for (const name of ['fs', 'blocks', 'span-stream', 'types']) {
-      const { outputText } = ts.transpileModule(readFileSync(join(here, `${name}.ts`), 'utf8'), {
+    // Every source of this directory, and the one module it uses from outside it.
+    const sources = readdirSync(here, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+      .map((f) => join('storage', f));
+    for (const name of [...sources, join('policies', 'rate-limiter.ts')]) {
+      const { outputText } = ts.transpileModule(readFileSync(join(here, '..', name), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 },
       });
+      await mkdir(dirname(join(buildDir, name)), { recursive: true });
       writeFileSync(
-        join(buildDir, `${name}.js`),
+        join(buildDir, name.replace(/\.ts$/, '.js')),
         outputText.replace(`from 'better-sqlite3'`, `from '${sqlite}'`),
       );
     }
@@ -417,23 +447,23 @@ describe('fs storage after SIGKILL', () => {
       join(buildDir, 'child.js'),
       `
       import { Readable } from 'node:stream';
-      import { createFsStorage } from './fs.js';
+      import { createFsStorage } from './storage/fs.js';
       const s = createFsStorage({ dataDir: process.argv[2] });
       const say = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
       const id = (key) => ({ repositoryId: '7', scope: 'refs/heads/main', key, version: 'v1' });
-      const e = s.reserveEntry(id('stable'), 1);
+      const e = await s.metadata.reserveEntry(id('stable'), 1);
       const content = Buffer.alloc(3 * 1024 * 1024, 'committed ');
-      const props = await s.putBlob(e.blobId, Readable.from([content]), content.length, 2);
-      s.commitEntry(e.id, content.length, 3);
-      const p = s.reserveEntry(id('pending'), 4);
-      await s.putBlock(p.blobId, 'AAAA', Readable.from([Buffer.from('staged')]), 6);
-      const last = s.reserveEntry(id('last-before-kill'), 5);
-      s.commitEntry(last.id, 0, 6);
+      const props = await s.blobs.putBlob(e.blobId, Readable.from([content]), content.length, 2);
+      await s.metadata.commitEntry(e.id, content.length, 3);
+      const p = await s.metadata.reserveEntry(id('pending'), 4);
+      await s.blobs.putBlock(p.blobId, 'AAAA', Readable.from([Buffer.from('staged')]), 6);
+      const last = await s.metadata.reserveEntry(id('last-before-kill'), 5);
+      await s.metadata.commitEntry(last.id, 0, 6);
       say({ blobId: e.blobId, pendingBlobId: p.blobId, etag: props.etag, lastId: last.id });
       // Now replace the blob with a body that never ends; the parent kills us mid-stream.
       let sent = 0;
       const endless = new Readable({ read() { sent += 65536; this.push(Buffer.alloc(65536, 'new ')); if (sent === 1048576) say('streaming'); } });
-      await s.putBlob(e.blobId, endless, 1024 * 1024 * 1024, 7);
+      await s.blobs.putBlob(e.blobId, endless, 1024 * 1024 * 1024, 7);
       `,
     );
   });
@@ -478,13 +508,18 @@ describe('fs storage after SIGKILL', () => {
     const s = createFsStorage({ dataDir });
     try {
       expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
-      expect(s.getBlobProperties(state.blobId)).toMatchObject({ etag: state.etag, size: 3 * 1024 * 1024 });
+      expect(await s.blobs.getBlobProperties(state.blobId)).toMatchObject({
+        etag: state.etag,
+        size: 3 * 1024 * 1024,
+      });
       expect((await read(s, state.blobId)).equals(Buffer.alloc(3 * 1024 * 1024, 'committed '))).toBe(true);
-      expect(s.findCommittedExact('7', 'refs/heads/main', 'v1', 'stable')?.sizeBytes).toBe(3 * 1024 * 1024);
+      expect((await s.metadata.findCommittedExact('7', 'refs/heads/main', 'v1', 'stable'))?.sizeBytes).toBe(
+        3 * 1024 * 1024,
+      );
       // The last transaction before the kill is there (WAL, synchronous=NORMAL survives SIGKILL).
-      expect(s.getEntry(state.lastId)?.state).toBe('committed');
-      expect(s.reserveEntry(ident('after'), T0)!.id).toBeGreaterThan(state.lastId);
-      await s.commitBlockList(state.pendingBlobId, [{ kind: 'latest', id: 'AAAA' }], T0);
+      expect((await s.metadata.getEntry(state.lastId))?.state).toBe('committed');
+      expect((await s.metadata.reserveEntry(ident('after'), T0))!.id).toBeGreaterThan(state.lastId);
+      await s.blobs.commitBlockList(state.pendingBlobId, [{ kind: 'latest', id: 'AAAA' }], T0);
       expect((await read(s, state.pendingBlobId)).toString()).toBe('staged');
       const files = await readdir(join(dataDir, 'blobs', state.blobId.slice(0, 2)));
       expect(files.filter((f) => f.startsWith(state.blobId))).toHaveLength(1);

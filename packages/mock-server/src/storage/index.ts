@@ -1,7 +1,13 @@
+export { createFileBlobStore, type FileBlobStoreOptions } from './files/blobs.js';
 export { createFsStorage, type FsStorageOptions } from './fs.js';
-export { createMemoryStorage } from './memory.js';
+export { createMemoryBlobStore, createMemoryMetadataStore, createMemoryStorage } from './memory/index.js';
+export { openSqliteDatabase } from './sqlite/database.js';
+export { createSqliteMetadataStore } from './sqlite/metadata.js';
+export { composeStorage } from './storage.js';
 export {
+  type BlobOwners,
   type BlobProperties,
+  type BlobStore,
   type BlockListItem,
   type ByteRange,
   type CacheEntry,
@@ -9,6 +15,7 @@ export {
   type EntryFilter,
   type EntryIdentity,
   type EntryState,
+  type MetadataStore,
   type RepositoryUsage,
   StorageError,
   type StorageErrorCode,

@@ -72,7 +72,9 @@ export type StorageErrorCode =
   /** The blob does not exist or has no committed content. */
   | 'BlobNotFound'
   /** The body ended before `length` bytes, or ran past it. */
-  | 'IncompleteBody';
+  | 'IncompleteBody'
+  /** A backend (database, blob service) cannot be reached or did not answer in time; retry later. */
+  | 'Unavailable';
 
 export class StorageError extends Error {
   override readonly name = 'StorageError';
@@ -92,65 +94,92 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/** What the sweeper needs to know of the entries behind a batch of blob ids. */
+export type BlobOwners = (blobIds: readonly string[]) => Promise<ReadonlyMap<string, EntryState>>;
+
 /**
- * Everything the server persists. Entry methods are synchronous and each one is atomic;
- * blob methods stream and never buffer a whole blob (except in the memory backend).
- * Backends: `createMemoryStorage()` (tests) and `createFsStorage({ dataDir })` (default).
- * Every backend passes the one contract suite in `contract.ts`.
+ * Entries, reservations, hits, usage and the Create rate limit: everything but the bytes. Every
+ * method is asynchronous (a backend may be a network database) and each one is atomic.
+ * Backends: memory (tests), SQLite (`sqlite/`, the default) and PostgreSQL (`postgres/`); every
+ * backend passes the one metadata contract suite (`testing/metadata-contract.ts`).
  */
-export interface CacheStorage {
-  /** `'memory'` or `'fs'`. */
+export interface MetadataStore {
+  /** `'memory'`, `'sqlite'` or `'postgres'`. */
   readonly kind: string;
 
-  /** Reserves a pending entry with a fresh id and blob id; `undefined` if the identity exists (pending or committed). */
-  reserveEntry(identity: EntryIdentity, now: number): CacheEntry | undefined;
-  getEntry(id: number): CacheEntry | undefined;
-  findEntry(identity: EntryIdentity): CacheEntry | undefined;
-  findEntryByBlobId(blobId: string): CacheEntry | undefined;
+  /**
+   * Reserves a pending entry with a fresh id and blob id; `undefined` if the identity exists
+   * (pending or committed). Exactly one of any number of concurrent calls for one identity wins.
+   */
+  reserveEntry(identity: EntryIdentity, now: number): Promise<CacheEntry | undefined>;
+  getEntry(id: number): Promise<CacheEntry | undefined>;
+  findEntry(identity: EntryIdentity): Promise<CacheEntry | undefined>;
+  findEntryByBlobId(blobId: string): Promise<CacheEntry | undefined>;
   /** The committed entry with exactly this key in (repositoryId, scope, version). */
   findCommittedExact(
     repositoryId: string,
     scope: string,
     version: string,
     key: string,
-  ): CacheEntry | undefined;
+  ): Promise<CacheEntry | undefined>;
   /** The newest (highest id) committed entry whose key starts with `prefix` in (repositoryId, scope, version). */
   findCommittedByPrefix(
     repositoryId: string,
     scope: string,
     version: string,
     prefix: string,
-  ): CacheEntry | undefined;
+  ): Promise<CacheEntry | undefined>;
   /** Entries matching every given filter field, in ascending id order. */
-  listEntries(filter?: EntryFilter): CacheEntry[];
-  /** Committed size and count of one repository (zeros if it has none). O(1) in the fs backend. */
-  repositoryUsage(repositoryId: string): RepositoryUsage;
+  listEntries(filter?: EntryFilter): Promise<CacheEntry[]>;
+  /** Committed size and count of one repository (zeros if it has none). One row read in the SQL backends. */
+  repositoryUsage(repositoryId: string): Promise<RepositoryUsage>;
   /** Usage of every repository that has committed entries, by repository id. */
-  listRepositoryUsage(): RepositoryUsage[];
+  listRepositoryUsage(): Promise<RepositoryUsage[]>;
   /**
    * A repository's committed entries, least recently accessed first (`lastAccessedAt`, ties by
    * lower id), at most `limit`: the eviction order.
    */
-  listLeastRecentlyUsed(repositoryId: string, limit: number): CacheEntry[];
+  listLeastRecentlyUsed(repositoryId: string, limit: number): Promise<CacheEntry[]>;
   /**
    * Committed entries of any repository last accessed strictly before `accessedBefore` (Unix ms),
    * oldest access first (ties by lower id), at most `limit`: the idle-expiry candidates.
    */
-  listIdleEntries(accessedBefore: number, limit: number): CacheEntry[];
-  /** Marks a pending entry committed with its size; returns the updated entry. */
-  commitEntry(id: number, sizeBytes: number, now: number): CacheEntry;
-  /** Records a hit: `lastAccessedAt = now`, `downloadUrlExpiresAt = max(old, urlExpiresAt)`. */
-  touchEntry(id: number, now: number, urlExpiresAt: number): void;
+  listIdleEntries(accessedBefore: number, limit: number): Promise<CacheEntry[]>;
+  /** Marks a pending entry committed with its size; returns the updated entry. Rejects for an unknown id. */
+  commitEntry(id: number, sizeBytes: number, now: number): Promise<CacheEntry>;
   /**
-   * Deletes an entry and its staged blocks. Its committed blob stays readable until the entry's
-   * `downloadUrlExpiresAt` (later removed by `sweep`), so issued download URLs keep working.
+   * Records a hit: `lastAccessedAt = now`, `downloadUrlExpiresAt = max(old, urlExpiresAt)`. Backends
+   * may batch hits; every later read of this store sees them.
    */
-  deleteEntry(id: number, now: number): void;
+  touchEntry(id: number, now: number, urlExpiresAt: number): Promise<void>;
+  /** Deletes an entry; returns it as it was (with every recorded hit), or `undefined` if unknown. */
+  deleteEntry(id: number): Promise<CacheEntry | undefined>;
+  /** The state of the entry behind each of these blob ids that has one. */
+  blobOwners: BlobOwners;
   /**
-   * Removes blobs retained past their last download URL, and blobs committed after their entry was
-   * deleted (an upload racing a delete). Returns how many committed blobs were removed.
+   * Takes one of `limit` slots of `key` in the sliding window of `windowMs` ending at `now` and
+   * returns `undefined`, or takes nothing and returns the ms until a slot frees (> 0). Shared by
+   * every instance on the same backend.
    */
-  sweep(now: number): Promise<number>;
+  takeRateSlot(key: string, limit: number, windowMs: number, now: number): Promise<number | undefined>;
+  /**
+   * Runs `work` unless another instance sharing this store is running a sweep; returns whether
+   * it ran. In-process backends always run it.
+   */
+  exclusiveSweep(work: () => Promise<void>): Promise<boolean>;
+
+  close(): Promise<void>;
+}
+
+/**
+ * The bytes: staging, commit and reads of blobs named by opaque blob ids (32 hex digits). Blob
+ * methods stream and never buffer a whole blob (except in the memory backend). Backends: memory
+ * (tests) and files (`files/`, the default); every backend passes the one blob contract suite
+ * (`testing/blob-contract.ts`).
+ */
+export interface BlobStore {
+  /** `'memory'` or `'files'`. */
+  readonly kind: string;
 
   /** Replaces the blob's content and drops its staged blocks (Put Blob). */
   putBlob(blobId: string, body: Readable, length: number, now: number): Promise<BlobProperties>;
@@ -162,12 +191,43 @@ export interface CacheStorage {
   /** Commits blocks in list order (Put Block List): all or nothing. Drops other staged blocks. */
   commitBlockList(blobId: string, items: readonly BlockListItem[], now: number): Promise<BlobProperties>;
   /** Committed properties, or `undefined` when the blob has no committed content. */
-  getBlobProperties(blobId: string): BlobProperties | undefined;
+  getBlobProperties(blobId: string): Promise<BlobProperties | undefined>;
   /**
    * Opens committed content for reading. The returned stream reads the content as of the call,
    * even if the blob is replaced or deleted meanwhile. Throws `BlobNotFound`.
    */
   openBlob(blobId: string, range?: ByteRange): Promise<{ properties: BlobProperties; stream: Readable }>;
+  /**
+   * The blob's entry is gone: drops its staged blocks, and its committed content at once, or
+   * (when `retainUntil > now`) once `sweep` runs at or after `retainUntil`, so issued download URLs
+   * keep working.
+   */
+  discardBlob(blobId: string, retainUntil: number, now: number): Promise<void>;
+  /**
+   * Removes blobs retained past `retainUntil`, and blobs and staged blocks no entry owns (an upload
+   * racing a delete, a crash between the two stores' writes), asking `owners`. Returns how many
+   * committed blobs were removed.
+   */
+  sweep(now: number, owners: BlobOwners): Promise<number>;
 
+  close(): Promise<void>;
+}
+
+/**
+ * Everything the server persists: a metadata store and a blob store, composed by `composeStorage`
+ * (`storage.ts`), which also owns the two operations that span both.
+ */
+export interface CacheStorage {
+  /** `'memory'`, `'fs'` (SQLite + files), or `<metadata>+<blobs>` for other pairs. */
+  readonly kind: string;
+  readonly metadata: MetadataStore;
+  readonly blobs: BlobStore;
+  /**
+   * Deletes an entry, then its blob (kept readable until the entry's `downloadUrlExpiresAt`).
+   * Returns the deleted entry, or `undefined` if there was none.
+   */
+  deleteEntry(id: number, now: number): Promise<CacheEntry | undefined>;
+  /** Sweeps the blob store against the metadata store (see `BlobStore.sweep`). */
+  sweepBlobs(now: number): Promise<number>;
   close(): Promise<void>;
 }

@@ -95,9 +95,9 @@ export function checkVersion(version: string): void {
 }
 
 /** Drops an expired entry (an abandoned reservation, an idle entry); returns whether it is still there. */
-function isLive(deps: CacheServiceDeps, entry: CacheEntry, now: number): boolean {
+async function isLive(deps: CacheServiceDeps, entry: CacheEntry, now: number): Promise<boolean> {
   if (deps.policies.isExpired(entry, now)) {
-    deps.storage.deleteEntry(entry.id, now);
+    await deps.storage.deleteEntry(entry.id, now);
     return false;
   }
   return true;
@@ -132,20 +132,20 @@ function writeIdentity(
 }
 
 /** Reserves (scope, key, version) and returns a signed upload URL. */
-export function createCacheEntry(
+export async function createCacheEntry(
   deps: CacheServiceDeps,
   identity: TokenIdentity,
   req: CreateRequest,
   audit: RpcAudit = {},
-): CreateResponse {
+): Promise<CreateResponse> {
   const id = writeIdentity(identity, req, audit);
   if (!id) return { ok: false, signedUploadUrl: '', message: WRITE_DENIED };
   const now = deps.clock.now();
-  const denial = deps.policies.admitCreate(id.repositoryId, now);
+  const denial = await deps.policies.admitCreate(id.repositoryId, now);
   if (denial) throw denialError(denial);
-  const existing = deps.storage.findEntry(id);
-  if (existing && isLive(deps, existing, now)) throw alreadyExists();
-  const entry = deps.storage.reserveEntry(id, now);
+  const existing = await deps.storage.metadata.findEntry(id);
+  if (existing && (await isLive(deps, existing, now))) throw alreadyExists();
+  const entry = await deps.storage.metadata.reserveEntry(id, now);
   if (!entry) throw alreadyExists();
   audit.entryId = entry.id;
   const url = deps.sas.signBlobUrl(
@@ -160,12 +160,12 @@ export function createCacheEntry(
 }
 
 /** Commits an uploaded entry once its blob holds exactly `size_bytes`. */
-export function finalizeCacheEntryUpload(
+export async function finalizeCacheEntryUpload(
   deps: CacheServiceDeps,
   identity: TokenIdentity,
   req: FinalizeRequest,
   audit: RpcAudit = {},
-): FinalizeResponse {
+): Promise<FinalizeResponse> {
   const id = writeIdentity(identity, req, audit);
   if (!id) return { ok: false, entryId: 0n, message: WRITE_DENIED };
   if (req.sizeBytes < 0n) {
@@ -174,25 +174,25 @@ export function finalizeCacheEntryUpload(
   const denial = deps.policies.admitFinalize();
   if (denial) throw denialError(denial);
   const now = deps.clock.now();
-  const entry = deps.storage.findEntry(id);
-  if (!entry || !isLive(deps, entry, now)) throw new TwirpError('not_found', 'cache entry not found');
+  const entry = await deps.storage.metadata.findEntry(id);
+  if (!entry || !(await isLive(deps, entry, now))) throw new TwirpError('not_found', 'cache entry not found');
   audit.entryId = entry.id;
   if (entry.state === 'committed') {
     if (BigInt(entry.sizeBytes) === req.sizeBytes)
       return { ok: true, entryId: BigInt(entry.id), message: '' };
     throw alreadyExists();
   }
-  const blob = deps.storage.getBlobProperties(entry.blobId);
+  const blob = await deps.storage.blobs.getBlobProperties(entry.blobId);
   if (!blob || BigInt(blob.size) !== req.sizeBytes) {
     // The reservation goes, so the client can create the key again.
-    deps.storage.deleteEntry(entry.id, now);
+    await deps.storage.deleteEntry(entry.id, now);
     const message = blob
       ? `uploaded size ${blob.size} does not match size_bytes ${req.sizeBytes}`
       : `nothing was uploaded for this entry (size_bytes ${req.sizeBytes})`;
     return { ok: false, entryId: 0n, message };
   }
-  const committed = deps.storage.commitEntry(entry.id, blob.size, now);
-  const evicted = deps.policies.enforceQuota(committed.repositoryId, committed.id, now);
+  const committed = await deps.storage.metadata.commitEntry(entry.id, blob.size, now);
+  const evicted = await deps.policies.enforceQuota(committed.repositoryId, committed.id, now);
   if (evicted.length > 0) audit.evicted = evicted.length;
   return { ok: true, entryId: BigInt(committed.id), message: '' };
 }
@@ -200,12 +200,12 @@ export function finalizeCacheEntryUpload(
 type MatchKind = 'exact' | 'prefix' | 'restore-exact' | 'restore-prefix';
 
 /** Looks an entry up (key exact, key prefix, then each restore key exact then prefix; scope by scope). */
-export function getCacheEntryDownloadUrl(
+export async function getCacheEntryDownloadUrl(
   deps: CacheServiceDeps,
   identity: TokenIdentity,
   req: GetRequest,
   audit: RpcAudit = {},
-): GetResponse {
+): Promise<GetResponse> {
   audit.key = req.key;
   const scopes = readScopes(identity);
   if (scopes.length === 0) throw new TwirpError('permission_denied', READ_DENIED);
@@ -219,36 +219,37 @@ export function getCacheEntryDownloadUrl(
   checkVersion(req.version);
   const now = deps.clock.now();
   const { storage } = deps;
+  const { metadata } = storage;
   const { repositoryId } = identity;
 
   // Each step finds a committed entry; one that is idle past the idle TTL or whose bytes are gone is
   // dropped and the step runs again; one still inside the visibility delay makes the step miss.
-  const withBlob = (find: () => CacheEntry | undefined): CacheEntry | undefined => {
-    for (let e = find(); e; e = find()) {
-      if (!isLive(deps, e, now)) continue;
+  const withBlob = async (find: () => Promise<CacheEntry | undefined>): Promise<CacheEntry | undefined> => {
+    for (let e = await find(); e; e = await find()) {
+      if (!(await isLive(deps, e, now))) continue;
       if (!deps.policies.isVisible(e, now)) return undefined;
-      if (storage.getBlobProperties(e.blobId)?.size === e.sizeBytes) return e;
-      storage.deleteEntry(e.id, now);
+      if ((await storage.blobs.getBlobProperties(e.blobId))?.size === e.sizeBytes) return e;
+      await storage.deleteEntry(e.id, now);
     }
     return undefined;
   };
 
   for (const { scope } of scopes) {
-    const steps: [MatchKind, () => CacheEntry | undefined][] = [
-      ['exact', () => storage.findCommittedExact(repositoryId, scope, req.version, req.key)],
-      ['prefix', () => storage.findCommittedByPrefix(repositoryId, scope, req.version, req.key)],
+    const steps: [MatchKind, () => Promise<CacheEntry | undefined>][] = [
+      ['exact', () => metadata.findCommittedExact(repositoryId, scope, req.version, req.key)],
+      ['prefix', () => metadata.findCommittedByPrefix(repositoryId, scope, req.version, req.key)],
     ];
     for (const r of req.restoreKeys) {
       steps.push(
-        ['restore-exact', () => storage.findCommittedExact(repositoryId, scope, req.version, r)],
-        ['restore-prefix', () => storage.findCommittedByPrefix(repositoryId, scope, req.version, r)],
+        ['restore-exact', () => metadata.findCommittedExact(repositoryId, scope, req.version, r)],
+        ['restore-prefix', () => metadata.findCommittedByPrefix(repositoryId, scope, req.version, r)],
       );
     }
     for (const [kind, find] of steps) {
-      const entry = withBlob(find);
+      const entry = await withBlob(find);
       if (!entry) continue;
       const expiresAt = now + deps.downloadUrlTtlMs;
-      storage.touchEntry(entry.id, now, expiresAt);
+      await metadata.touchEntry(entry.id, now, expiresAt);
       Object.assign(audit, { match: kind, scope, entryId: entry.id });
       return {
         ok: true,

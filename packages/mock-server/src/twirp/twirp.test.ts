@@ -1,12 +1,12 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, MAIN_RW, type TestApp, VERSION } from '../../testing/twirp-helpers.js';
 import {
   CreateCacheEntryRequestSchema,
   CreateCacheEntryResponseSchema,
   GetCacheEntryDownloadURLRequestSchema,
 } from '../gen/results/api/v1/cache_pb.js';
 import { SERVICE_PATH } from '../plugins/twirp.js';
-import { createTestApp, MAIN_RW, type TestApp, VERSION } from './test-helpers.js';
 
 let t: TestApp;
 beforeEach(async () => {
@@ -210,7 +210,7 @@ describe('Encoding', () => {
       const created = (await t.rpc('CreateCacheEntry', { key, version: VERSION })).json();
       const { Readable } = await import('node:stream');
       const blobId = new URL(created.signed_upload_url).pathname.split('/').pop()!;
-      await t.app.mock.storage.putBlob(blobId, Readable.from([Buffer.from('hello')]), 5, t.clock.now());
+      await t.app.mock.storage.blobs.putBlob(blobId, Readable.from([Buffer.from('hello')]), 5, t.clock.now());
       const fin = await t.rpc(
         'FinalizeCacheEntryUpload',
         i ? { key, version: VERSION, sizeBytes: size } : { key, version: VERSION, size_bytes: size },
@@ -235,7 +235,7 @@ describe('Encoding', () => {
       surprise: { nested: true },
     });
     expect(res.json().ok).toBe(true);
-    const entry = t.app.mock.storage.listEntries()[0]!;
+    const entry = (await t.app.mock.storage.metadata.listEntries())[0]!;
     expect(entry.scope).toBe('refs/heads/main');
     expect(entry.repositoryId).toBe('1');
   });
@@ -298,7 +298,7 @@ describe('Auth and scopes', () => {
         'unauthenticated',
       );
     }
-    expect(t.app.mock.storage.listEntries()).toEqual([]);
+    expect(await t.app.mock.storage.metadata.listEntries()).toEqual([]);
   });
 
   it('C-19: with insecure tokens, any decodable token with ac as a JSON string is accepted', async () => {
@@ -352,7 +352,7 @@ describe('Auth and scopes', () => {
       { scope: 'refs/heads/b', permission: 1 },
     ]);
     const hit = await t.get('both', [], pr);
-    const entry = t.app.mock.storage.listEntries().find((e) => e.scope === 'refs/heads/a')!;
+    const entry = (await t.app.mock.storage.metadata.listEntries()).find((e) => e.scope === 'refs/heads/a')!;
     expect(hit.signed_download_url).toContain(entry.blobId);
     // B's entries are visible to the PR token; A's are not visible to a B-only token.
     await t.save('only-b', 'x', t.token([{ scope: 'refs/heads/b', permission: 3 }]));
@@ -420,7 +420,7 @@ describe('Create / Finalize', () => {
     // The sweeper removes expired reservations too.
     t.clock.advance(61 * 60_000);
     await t.app.mock.sweep();
-    expect(t.app.mock.storage.listEntries()).toEqual([]);
+    expect(await t.app.mock.storage.metadata.listEntries()).toEqual([]);
   });
 
   it.each([
@@ -429,7 +429,7 @@ describe('Create / Finalize', () => {
     ['comma', 'a,b'],
   ])('C-29: key %s is invalid_argument', async (_name, key) => {
     expectTwirpError(await t.rpc('CreateCacheEntry', { key, version: VERSION }), 400, 'invalid_argument');
-    expect(t.app.mock.storage.listEntries()).toEqual([]);
+    expect(await t.app.mock.storage.metadata.listEntries()).toEqual([]);
   });
 
   it('C-29: a 512-char key is fine; keys with ../ and NUL are opaque and never reach the file system', async () => {
@@ -471,7 +471,7 @@ describe('Create / Finalize', () => {
     const created = (await t.rpc('CreateCacheEntry', { key: 'wrong', version: VERSION })).json();
     const { Readable } = await import('node:stream');
     const blobId = new URL(created.signed_upload_url).pathname.split('/').pop()!;
-    await t.app.mock.storage.putBlob(blobId, Readable.from([Buffer.from('abc')]), 3, t.clock.now());
+    await t.app.mock.storage.blobs.putBlob(blobId, Readable.from([Buffer.from('abc')]), 3, t.clock.now());
     const wrong = (
       await t.rpc('FinalizeCacheEntryUpload', { key: 'wrong', version: VERSION, size_bytes: '4' })
     ).json();
@@ -593,23 +593,30 @@ describe('Lookup', () => {
 
   it('C-45: a hit updates last_accessed_at; a miss changes nothing', async () => {
     await t.save('touch');
-    const before = t.app.mock.storage.listEntries()[0]!;
+    const before = (await t.app.mock.storage.metadata.listEntries())[0]!;
     t.clock.advance(5000);
     await t.get('nothing');
-    expect(t.app.mock.storage.getEntry(before.id)!.lastAccessedAt).toBe(before.lastAccessedAt);
+    expect((await t.app.mock.storage.metadata.getEntry(before.id))!.lastAccessedAt).toBe(
+      before.lastAccessedAt,
+    );
     await t.get('touch');
-    expect(t.app.mock.storage.getEntry(before.id)!.lastAccessedAt).toBe(t.clock.now());
+    expect((await t.app.mock.storage.metadata.getEntry(before.id))!.lastAccessedAt).toBe(t.clock.now());
   });
 
   it('C-46: an entry whose blob bytes are missing is skipped and the search continues', async () => {
     await t.save('gone-1');
     await t.save('gone-2');
-    const newest = t.app.mock.storage.listEntries().find((e) => e.key === 'gone-2')!;
+    const newest = (await t.app.mock.storage.metadata.listEntries()).find((e) => e.key === 'gone-2')!;
     // Simulate lost bytes: the entry stays, the blob is replaced by one of another size.
     const { Readable } = await import('node:stream');
-    await t.app.mock.storage.putBlob(newest.blobId, Readable.from([Buffer.from('x')]), 1, t.clock.now());
+    await t.app.mock.storage.blobs.putBlob(
+      newest.blobId,
+      Readable.from([Buffer.from('x')]),
+      1,
+      t.clock.now(),
+    );
     expect((await t.get('gone-', ['gone-'])).matched_key).toBe('gone-1');
-    expect(t.app.mock.storage.getEntry(newest.id)).toBeUndefined();
+    expect(await t.app.mock.storage.metadata.getEntry(newest.id)).toBeUndefined();
   });
 
   it('C-47: more than 10 distinct keys is invalid_argument; repeats do not count', async () => {

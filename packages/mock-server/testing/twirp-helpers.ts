@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { buildApp } from '../app.js';
-import type { TokenScope } from '../auth/tokens.js';
-import { createManualClock, type ManualClock } from '../clock.js';
-import { SERVICE_PATH } from '../plugins/twirp.js';
-import { createMemoryStorage } from '../storage/memory.js';
+import { buildApp } from '../src/app.js';
+import type { TokenScope } from '../src/auth/tokens.js';
+import { createManualClock, type ManualClock } from '../src/clock.js';
+import { SERVICE_PATH } from '../src/plugins/twirp.js';
+import { createMemoryStorage } from '../src/storage/memory/index.js';
 
 export const VERSION = 'c242501c19ada3dcced7a83b074ccb8e79f816602d4125493924624b38591de2';
 export const MAIN_RW: TokenScope[] = [{ scope: 'refs/heads/main', permission: 3 }];
@@ -43,7 +43,7 @@ export async function createTestApp(options: Parameters<typeof buildApp>[0] = {}
     const url = new URL(created.json().signed_upload_url);
     const bytes = Buffer.from(data);
     const blobId = url.pathname.split('/').pop()!;
-    await app.mock.storage.putBlob(blobId, Readable.from([bytes]), bytes.length, clock.now());
+    await app.mock.storage.blobs.putBlob(blobId, Readable.from([bytes]), bytes.length, clock.now());
     const fin = await rpc('FinalizeCacheEntryUpload', { key, version, size_bytes: String(bytes.length) }, t);
     if (fin.statusCode !== 200 || !fin.json().ok) throw new Error(`finalize ${key}: ${fin.body}`);
     clock.advance(1000);

@@ -1,0 +1,36 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from './schema.js';
+
+/**
+ * Opens (creating if needed) `<dataDir>/meta.sqlite` and brings its schema up to date. WAL journal,
+ * synchronous=NORMAL: every commit is written to the WAL before the call returns, so it survives
+ * SIGKILL of the process (the OS still holds the pages); only a power loss can drop the last
+ * transactions. locking_mode=EXCLUSIVE: one process per data directory.
+ */
+export function openSqliteDatabase(dataDir: string): Database.Database {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(join(dataDir, 'meta.sqlite'), { timeout: 2000 });
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    // 64 MiB of page cache at most (allocated as used): 100,000 entries and their indexes fit.
+    db.pragma('cache_size = -65536');
+    migrate(db);
+  } catch (err) {
+    db.close();
+    if (isSqliteBusy(err)) {
+      throw new Error(`data directory ${dataDir} is in use by another gha-cache-mock process`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  return db;
+}
+
+function isSqliteBusy(err: unknown): boolean {
+  return err instanceof Error && 'code' in err && (err as { code: unknown }).code === 'SQLITE_BUSY';
+}
