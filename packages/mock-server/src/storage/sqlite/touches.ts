@@ -18,7 +18,16 @@ export function createTouchBatcher(db: Database.Database, q: EntryStatements) {
     if (pending.size === 0 || !db.open) return;
     const batch = [...pending];
     pending.clear();
-    write(batch);
+    try {
+      write(batch);
+    } catch (err) {
+      // Not written (e.g. SQLITE_FULL on a full disk): keep them for the next flush.
+      for (const [id, [accessedAt, urlExpiresAt]] of batch) {
+        const newer = pending.get(id);
+        pending.set(id, [Math.max(newer?.[0] ?? 0, accessedAt), Math.max(newer?.[1] ?? 0, urlExpiresAt)]);
+      }
+      throw err;
+    }
   };
   return {
     flush,
@@ -29,7 +38,12 @@ export function createTouchBatcher(db: Database.Database, q: EntryStatements) {
       scheduled = true;
       setImmediate(() => {
         scheduled = false;
-        flush();
+        try {
+          flush();
+        } catch {
+          // Kept pending: the next flush (a later hit, or a query that needs them) tries again and
+          // reports the error to its caller. A hit must not crash the server.
+        }
       });
     },
     /** The entry with its unwritten hit, if any. */
