@@ -79,7 +79,7 @@ async function fillDisk(leaveBytes: number): Promise<void> {
 }
 
 const listing = async (dir: string) => readdir(join(mountPoint, 'data', dir)).catch(() => []);
-const sameBytes = (a: Buffer | undefined, b: Buffer) => a !== undefined && a.equals(b);
+const sameBytes = (a: Buffer | undefined, b: Buffer) => a?.equals(b) === true;
 
 describe('a full disk', () => {
   const kept = randomBytes(3 * MiB + 7);
