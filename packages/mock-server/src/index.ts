@@ -101,3 +101,10 @@ export {
   StorageError,
   type StorageErrorCode,
 } from './storage/index.js';
+export {
+  DatabaseDamagedError,
+  type Finding,
+  type FindingKind,
+  type VerifyReport,
+  verifyDataDir,
+} from './storage/verify.js';

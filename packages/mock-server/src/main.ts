@@ -10,11 +10,13 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
 import { DEFAULT_CONNECTION_TIMEOUTS } from './connections.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
+import { DatabaseDamagedError, type VerifyReport, verifyDataDir } from './storage/verify.js';
 
 function defaultDataDir(): string {
   const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
@@ -326,6 +328,48 @@ program
     process.stdout.write(
       `${tokens.mint({ ...(opts.scope ? { scopes: opts.scope } : {}), ttlMs: opts.ttl, repositoryId: opts.repositoryId })}\n`,
     );
+  });
+
+program
+  .command('verify')
+  .description(
+    'check a data directory offline: database integrity, every committed blob present, nothing orphaned',
+  )
+  .option('--data-dir <dir>', `the data directory (default: ${defaultDataDir()})`)
+  .option('--repair', 'drop committed entries that cannot be served and remove orphaned files', false)
+  .option('--json', 'print the report as JSON', false)
+  .action(async (opts) => {
+    const dataDir = resolve(opts.dataDir ?? defaultDataDir());
+    // Offline only: a live server holding the directory refuses this as it refuses a second server.
+    const lock = await acquireDataDirLock(dataDir);
+    let report: VerifyReport;
+    try {
+      report = await verifyDataDir(dataDir, { repair: opts.repair });
+    } catch (err) {
+      await lock.release();
+      if (err instanceof DatabaseDamagedError) {
+        process.stderr.write(`gha-cache-mock verify: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    await lock.release();
+    if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else {
+      const lines = [
+        `data dir ${report.dataDir}`,
+        `database: ${report.database}`,
+        `entries: ${report.entries} (${report.committed} committed)`,
+        ...report.findings.map((f) => `${f.kind}: ${f.detail}`),
+        report.findings.length === 0
+          ? 'no problems found'
+          : opts.repair
+            ? `repaired ${report.repaired} of ${report.findings.length} problems`
+            : `${report.findings.length} problems (run with --repair to remove what cannot be served)`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+    process.exit(report.findings.length > 0 && !opts.repair ? 1 : 0);
   });
 
 // `pnpm start -- --port N` passes a literal `--` through; no command takes operands, so drop it.

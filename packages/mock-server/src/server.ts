@@ -11,6 +11,7 @@ import type { Seeder } from './seed.js';
 import { createFsStorage } from './storage/fs.js';
 import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
+import { checkDataDirAtStart, type Finding } from './storage/verify.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   /** Default `127.0.0.1`. */
@@ -119,7 +120,10 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   const lock: DataDirLock | undefined =
     storageKind(options) === 'fs' && dataDir ? await acquireDataDirLock(dataDir) : undefined;
   let app: FastifyInstance;
+  let unservable: Finding[] = [];
   try {
+    // A damaged database stops the start here; entries whose blob is gone are dropped, not served.
+    if (lock && dataDir) unservable = await checkDataDirAtStart(dataDir);
     const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
     const storage = openStorage(options);
     app = await buildApp({
@@ -131,6 +135,9 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   } catch (err) {
     await lock?.release();
     throw err;
+  }
+  for (const f of unservable) {
+    app.log.warn({ entryId: f.entryId, key: f.key, problem: f.kind }, `not served: ${f.detail}`);
   }
   const drainer = trackRequests(app.server);
   try {
