@@ -1,6 +1,9 @@
 /**
  * End to end: every `gha-cache` command as a real process against the mock server over real sockets.
  */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +11,7 @@ import { type MockServer, startMockServer } from '@gha-cache/mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestTree, sha256File, writeRandomFile, writeTree } from '../support/files.js';
 import { type FaultProxy, startFaultProxy } from './support/fault-proxy.js';
-import { runGhaCache } from './support/gha-cache-cli.js';
+import { GHA_CACHE_BIN, runGhaCache } from './support/gha-cache-cli.js';
 
 const MiB = 1024 * 1024;
 
@@ -244,9 +247,59 @@ describe('put / get / lookup', () => {
     const res = await runGhaCache(['get', 'missing', join(dir, 'x')], { env });
     expect(res.code).toBe(1);
   });
+
+  it('put, get and lookup take the key as --key too; both must agree, and one is needed', async () => {
+    const dir = await workspace('pg-key-option');
+    const src = join(dir, 'src.bin');
+    await writeFile(src, 'by option');
+    const put = await runGhaCache(['put', '--key', 'blob-opt', src, '--json'], { env });
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.json()).toMatchObject({ saved: true, key: 'blob-opt' });
+    const get = await runGhaCache(['get', '-k', 'blob-opt', '-'], { env });
+    expect(get.code, get.stderr).toBe(0);
+    expect(get.stdout.toString()).toBe('by option');
+    const same = await runGhaCache(['get', 'blob-opt', join(dir, 'same.bin'), '--key', 'blob-opt'], { env });
+    expect(same.code, same.stderr).toBe(0);
+    expect(await readFile(join(dir, 'same.bin'), 'utf8')).toBe('by option');
+    const lookup = await runGhaCache(['lookup', '--key', 'blob-opt'], { env });
+    expect(lookup.code, lookup.stderr).toBe(0);
+    expect(lookup.stdout.toString().trim()).toBe('blob-opt');
+
+    const differ = await runGhaCache(['get', 'blob-opt', '-', '--key', 'other'], { env });
+    expect(differ.code).toBe(2);
+    expect(differ.stderr).toContain("the key is given twice, differently: 'blob-opt' and --key 'other'");
+    expect(differ.stdout.length).toBe(0);
+    const lookupDiffer = await runGhaCache(['lookup', 'blob-opt', '--key', 'other'], { env });
+    expect(lookupDiffer.code).toBe(2);
+    for (const args of [['put'], ['get'], ['lookup'], ['put', src]]) {
+      const none = await runGhaCache(args, { env });
+      expect(none.code, args.join(' ')).toBe(2);
+    }
+    const noFile = await runGhaCache(['put', '--key', 'blob-opt'], { env });
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain("missing required argument 'file'");
+  });
 });
 
 describe('errors and exit codes', () => {
+  it('a reader that closes stdout early (get K - | head) ends the CLI quietly with the SIGPIPE status', async () => {
+    expect((await runGhaCache(['put', 'pipe-early', '-'], { env, input: randomBytes(8 << 20) })).code).toBe(
+      0,
+    );
+    const child = spawn(process.execPath, [GHA_CACHE_BIN, 'get', 'pipe-early', '-', '--quiet'], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.stdout.once('data', () => child.stdout.destroy());
+    const [code] = await once(child, 'close');
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+  });
+
   it('no URL or token, bad keys, bad flags: exit 2', async () => {
     expect((await runGhaCache(['lookup', 'k'], { env: {} })).code).toBe(2);
     expect((await runGhaCache(['lookup', 'a,b'], { env })).code).toBe(2);

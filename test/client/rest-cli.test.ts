@@ -35,7 +35,7 @@ async function seed(key: string, size: number, extra: { scope?: string; reposito
 }
 
 beforeEach(async () => {
-  await mock.app.inject({ method: 'POST', url: '/_admin/reset' });
+  await mock.app.inject({ method: 'POST', url: '/_admin/reset', headers: { 'x-requested-by': 'test' } });
 });
 
 describe('gha-cache list', () => {

@@ -24,8 +24,9 @@ afterAll(async () => {
 async function admin(method: string, path: string, body?: unknown) {
   const res = await fetch(new URL(`/_admin/${path}`, mock.url), {
     method,
+    // A POST without a JSON body (reset) says it is no form post from a web page.
     ...(body === undefined
-      ? {}
+      ? { headers: { 'x-requested-by': 'test' } }
       : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
   });
   const text = await res.text();
@@ -75,7 +76,11 @@ describe('admin API over a socket', () => {
   it('a refused seed (409, 404) still answers its JSON error over the socket, body unread', async () => {
     const body = randomBytes(300_000);
     const post = (query: string) =>
-      fetch(new URL(`/_admin/entries?${query}`, mock.url), { method: 'POST', body });
+      fetch(new URL(`/_admin/entries?${query}`, mock.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body,
+      });
     expect((await post(`key=dup&version=${V}`)).status).toBe(201);
     const conflict = await post(`key=dup&version=${V}`);
     expect(conflict.status).toBe(409);

@@ -49,7 +49,7 @@ async function seed(
 }
 
 beforeEach(async () => {
-  await mock.app.inject({ method: 'POST', url: '/_admin/reset' });
+  await mock.app.inject({ method: 'POST', url: '/_admin/reset', headers: { 'x-requested-by': 'test' } });
 });
 
 describe('GET /repos/{owner}/{repo}/actions/caches', () => {

@@ -10,28 +10,36 @@ export interface MockProcess {
   env: Record<string, string>;
   url: string;
   stderr: () => string;
+  /** Everything written to stdout so far. */
+  stdout: () => string;
   /** Sends a signal and waits for the process to exit; resolves to its exit code or signal. */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
 /**
- * Runs `gha-cache-mock serve …` and waits for its `export` lines. `command` is how to start the CLI:
+ * Runs `gha-cache-mock serve …` and waits for its `export` lines, in `childEnv`. `command` is how to start the CLI:
  * by default the workspace's build under this Node.js; an installed bin can be given as `[path]`.
  */
 export async function spawnMock(
   args: string[],
   timeoutMs = 60_000,
   command: readonly string[] = [process.execPath, MOCK_CLI],
+  childEnv: NodeJS.ProcessEnv = process.env,
 ): Promise<MockProcess> {
   const [program, ...prefix] = command;
   const proc = spawn(program!, [...prefix, 'serve', '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: childEnv,
   });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
   });
   const env: Record<string, string> = {};
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const lines = createInterface({ input: proc.stdout! });
   const exited = once(proc, 'exit');
   await new Promise<void>((resolve, reject) => {
@@ -55,6 +63,7 @@ export async function spawnMock(
     env,
     url,
     stderr: () => err,
+    stdout: () => out,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode!;
       proc.kill(signal);

@@ -3,6 +3,7 @@
  * stable `code`; subclasses carry the wire facts (Twirp code and HTTP status, Azure error code, ...).
  * A cache miss and an already existing entry are values, never errors.
  */
+import { errnoOf } from './errno.js';
 
 /** Stable error codes. Match on these, never on message text. */
 export type ErrorCode =
@@ -311,14 +312,6 @@ const TIMEOUT_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'ETIMEDOUT',
 ]);
-
-function errnoOf(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  const cause = (err as { cause?: unknown }).cause;
-  return cause === undefined || cause === err ? undefined : errnoOf(cause);
-}
 
 /** The one funnel turning anything thrown into a typed {@link GhaCacheError}. */
 export function toCacheError(err: unknown): GhaCacheError {

@@ -12,13 +12,13 @@ export {
   cacheVersion,
   RAW_BLOB_VERSION,
 } from './archive/version.js';
-export type { TransferProgress } from './blob/common.js';
 export {
   type BlobDestination,
   type DownloadBlobOptions,
   type DownloadResult,
   downloadBlob,
 } from './blob/download.js';
+export type { TransferProgress } from './blob/progress.js';
 export {
   type BlobSource,
   blockId,
@@ -41,19 +41,18 @@ export {
 } from './cache-client.js';
 export * from './errors.js';
 export { createHttpDispatcher, type HttpDispatcher, type HttpDispatcherOptions } from './http/dispatcher.js';
-export { redactUrl } from './http/redact.js';
+export type { RequestHints } from './http/hints.js';
 export {
   backoffDelayMs,
-  createRetryInterceptor,
   DEFAULT_RETRY_OPTIONS,
-  type ExchangeEvent,
   parseRetryAfterMs,
-  type RequestHints,
-  type RetryInterceptorOptions,
   type RetryOptions,
   type RetryRecord,
   replayable,
-} from './http/retry.js';
+} from './http/policy.js';
+export { redactUrl } from './http/redact.js';
+export { createRetryInterceptor, type RetryInterceptorOptions } from './http/retry.js';
+export type { ExchangeEvent } from './http/trace.js';
 export { checkKey, checkKeys, isExactKeyMatch } from './keys.js';
 export {
   type CacheClientOptions,

@@ -1,8 +1,9 @@
 import type { Dispatcher } from 'undici';
 import type { CompressionMethod } from './archive/version.js';
-import type { TransferProgress } from './blob/common.js';
+import type { TransferProgress } from './blob/progress.js';
 import { ValidationError } from './errors.js';
-import { DEFAULT_RETRY_OPTIONS, type ExchangeEvent, type RetryOptions } from './http/retry.js';
+import { DEFAULT_RETRY_OPTIONS, type RetryOptions } from './http/policy.js';
+import type { ExchangeEvent } from './http/trace.js';
 import type { TwirpEncoding } from './twirp/transport.js';
 
 const MiB = 1024 * 1024;

@@ -26,7 +26,8 @@ import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/t
 import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
 import type { PolicySettings } from './policies/settings.js';
 import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
-import { requestLogPlugin } from './request-log.js';
+import { redactUrl, requestLogPlugin } from './request-log.js';
+import { securityGuardPlugin, surfaceOf } from './security/guard.js';
 import { createSeeder, type Seeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
@@ -79,6 +80,16 @@ export interface AppOptions {
   /** The only credential the REST API accepts. Default: any `Authorization: Bearer|token <t>`. */
   readonly restToken?: string;
   /**
+   * Bearer token the admin API, the UI's data and `/metrics` require (`Authorization: Bearer <t>`).
+   * Default: none (`startMockServer` generates one when it listens beyond loopback).
+   */
+  readonly adminToken?: string;
+  /**
+   * Host names the admin API, UI, metrics and REST API answer to, besides `localhost`, IP literals and
+   * `publicUrl`'s host; `.example.com` also accepts its subdomains. Other names get 421 (DNS rebinding).
+   */
+  readonly allowedHosts?: readonly string[];
+  /**
    * Connection timeouts (headers, idle keep-alive, stalled transfers); see `ConnectionTimeouts` for the
    * defaults and why. Only matter once the app listens.
    */
@@ -130,6 +141,8 @@ function normalizePrefix(prefix: string | undefined): string | undefined {
   const trimmed = prefix.replace(/^\/+|\/+$/g, '');
   if (trimmed === '') return undefined;
   if (!/^[\w.~-]+(\/[\w.~-]+)*$/.test(trimmed)) throw new Error(`invalid pathPrefix "${prefix}"`);
+  // The Twirp API must stay open to its clients: not under a guarded surface.
+  if (surfaceOf(`/${trimmed}`) !== 'open') throw new Error(`pathPrefix "${prefix}" is reserved`);
   return `/${trimmed}`;
 }
 
@@ -190,13 +203,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     frameworkErrors: (error, request, res) => {
       const reply = res as FastifyReply;
       const path = (request.raw.url ?? '').split('?')[0]!;
-      if (isTwirpPath(path)) return sendTwirpError(reply, badRoute(error.message, request));
+      // Fastify's text quotes the whole URL, signature included: say it with the URL redacted.
+      const message =
+        error.code === 'FST_ERR_BAD_URL'
+          ? `the URL "${redactUrl(request.raw.url ?? '')}" is not valid (bad percent-encoding)`
+          : error.message;
+      if (isTwirpPath(path)) return sendTwirpError(reply, badRoute(message, request));
       if (path.startsWith(`/${accountName}/`))
         return sendAzureError(reply, azureErrors.invalidUri(), clock.now());
       return reply
         .code(400)
         .type('application/json')
-        .send(JSON.stringify({ code: 'bad_request', msg: error.message }));
+        .send(JSON.stringify({ code: 'bad_request', msg: message }));
     },
   });
   watchStalls(app.server, timeouts.stallTimeoutMs);
@@ -227,6 +245,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }, everyMs).unref();
   });
   await app.register(requestLogPlugin);
+  // Before every route: it sorts requests by path, so routes added later are covered too.
+  await app.register(securityGuardPlugin, {
+    ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+    ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+  });
   await app.register(faultsPlugin, {
     engine: faults,
     blobRoute: `/${encodeURIComponent(accountName)}/${containerName}/:blobId`,

@@ -58,7 +58,18 @@ export {
   type RepositoryRegistry,
   type RepositoryRegistryOptions,
 } from './repositories.js';
-export { type RequestAudit, redactUrl } from './request-log.js';
+export { type RequestAudit, redactHeaders, redactUrl } from './request-log.js';
+export {
+  createSecurityRules,
+  isPublicUiAsset,
+  SecurityError,
+  type SecurityGuardOptions,
+  type SecurityReason,
+  type SecurityRules,
+  type Surface,
+  surfaceOf,
+} from './security/guard.js';
+export { isLoopbackHost } from './security/hosts.js';
 export {
   loadSeedManifest,
   type SeedConflict,

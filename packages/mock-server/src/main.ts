@@ -14,6 +14,7 @@ import { acquireDataDirLock } from './data-dir-lock.js';
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
+import { createHostAllowList } from './security/hosts.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
 import { DatabaseDamagedError, type VerifyReport, verifyDataDir } from './storage/verify.js';
@@ -40,6 +41,15 @@ const collectRepository = (value: string, previous: Repository[] = []): Reposito
 };
 
 const collectPath = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+const collectHost = (value: string, previous: string[] = []): string[] => {
+  try {
+    createHostAllowList({ names: [value] });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return [...previous, value];
+};
 
 const collectFault = (value: string, previous: FaultRuleInput[] = []): FaultRuleInput[] => {
   try {
@@ -179,6 +189,17 @@ program
     collectRepository,
   )
   .option('--rest-token <token>', 'the only token the REST API accepts (default: any bearer token)')
+  .addOption(
+    new Option(
+      '--admin-token <token>',
+      'bearer token the admin API, UI and /metrics require (default: none on loopback, generated otherwise)',
+    ).env('GHA_CACHE_ADMIN_TOKEN'),
+  )
+  .option(
+    '--allowed-host <name>',
+    'another Host name the admin API, UI, metrics and REST API answer to, repeatable (.example.com: and subdomains)',
+    collectHost,
+  )
   .option(
     '--seed <manifest|dir>',
     'preload entries from a seed manifest (or a directory with manifest.json), repeatable',
@@ -254,6 +275,9 @@ program
           }
         : {}),
       ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
+      // An empty GHA_CACHE_ADMIN_TOKEN counts as not set.
+      ...(opts.adminToken ? { adminToken: opts.adminToken } : {}),
+      ...(opts.allowedHost ? { allowedHosts: opts.allowedHost } : {}),
       logger: { level: opts.logLevel, stream: process.stderr },
     });
     let seeded = 0;
@@ -309,6 +333,16 @@ program
     );
     for (const rule of mock.faults.list()) {
       process.stderr.write(`gha-cache-mock: fault rule ${rule.id}: ${JSON.stringify(rule)}\n`);
+    }
+    if (mock.adminTokenGenerated) {
+      // Shown once, here only: it is in no export line, file or log.
+      process.stderr.write(
+        `gha-cache-mock: listening beyond loopback, so the admin API, UI and /metrics need this generated token\n` +
+          `  (send "Authorization: Bearer <token>"; fix one with --admin-token or GHA_CACHE_ADMIN_TOKEN):\n` +
+          `gha-cache-mock: admin token ${mock.adminToken}\n`,
+      );
+    } else if (mock.adminToken !== undefined) {
+      process.stderr.write('gha-cache-mock: the admin API, UI and /metrics require the given admin token\n');
     }
     // Last: the export lines on stdout are the signal that everything above is ready.
     process.stdout.write(`${lines.join('\n')}\n`);

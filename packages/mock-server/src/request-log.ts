@@ -23,9 +23,64 @@ declare module 'fastify' {
   }
 }
 
-/** Replaces a signed URL's `sig` (and any token) with `REDACTED`. */
+/** Query parameters whose values are credentials: SAS signatures and tokens. */
+const SECRET_PARAMS = new Set(['sig', 'token', 'access_token']);
+
+function paramName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' ')).trim().toLowerCase();
+  } catch {
+    return raw.toLowerCase();
+  }
+}
+
+/**
+ * Replaces the value of a URL's `sig`, `token` and `access_token` parameters with `REDACTED`, however
+ * the name is spelled (`SIG`, `%73ig`), since the blob and Twirp routes decode names before use.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&](?:sig|token)=)[^&]*/gi, '$1REDACTED');
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq >= 0 && SECRET_PARAMS.has(paramName(pair.slice(0, eq)))
+        ? `${pair.slice(0, eq)}=REDACTED`
+        : pair;
+    });
+  return `${url.slice(0, q)}?${query.join('&')}`;
+}
+
+/** Headers whose values are credentials. */
+const SECRET_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-ms-copy-source-authorization',
+]);
+
+/**
+ * A copy of `headers` fit to show (traffic journal, UI, reports): credential headers say `REDACTED`,
+ * URLs in `location`/`referer` lose their signatures.
+ */
+export function redactHeaders(
+  headers: Readonly<Record<string, string | string[] | number | undefined>>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    const text = Array.isArray(value) ? value.join(', ') : String(value);
+    out[name] = SECRET_HEADERS.has(lower)
+      ? 'REDACTED'
+      : lower === 'location' || lower === 'referer'
+        ? redactUrl(text)
+        : text;
+  }
+  return out;
 }
 
 /** One structured line per request: method, redacted URL, op, key, match, status, bytes, duration. */

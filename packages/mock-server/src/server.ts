@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
@@ -7,6 +8,7 @@ import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
 import { trackRequests } from './connections.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import type { FaultRegistry } from './faults/index.js';
+import { isLoopbackHost } from './security/hosts.js';
 import type { Seeder } from './seed.js';
 import { createFsStorage } from './storage/fs.js';
 import { createMemoryStorage } from './storage/memory/index.js';
@@ -14,7 +16,10 @@ import type { CacheStorage } from './storage/types.js';
 import { checkDataDirAtStart, type Finding } from './storage/verify.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
-  /** Default `127.0.0.1`. */
+  /**
+   * Default `127.0.0.1`. Anything but loopback (`0.0.0.0`, a LAN address, a host name) without an
+   * `adminToken` gets a generated one (`MockServer.adminToken`), which the admin API, UI and metrics require.
+   */
   readonly host?: string;
   /** Default 0 (any free port). */
   readonly port?: number;
@@ -50,6 +55,10 @@ export interface MockServerEnv {
 export interface MockServer {
   /** Origin the server listens on, e.g. `http://127.0.0.1:41234` (no trailing slash). */
   readonly url: string;
+  /** The token the admin API, UI and `/metrics` require (given or generated), or `undefined` when open. */
+  readonly adminToken: string | undefined;
+  /** True when `adminToken` was generated here because the server listens beyond loopback. */
+  readonly adminTokenGenerated: boolean;
   /** A runtime token with the configured scopes. */
   readonly token: string;
   /** The variables a cache client needs, ready for `process.env` or a child's `env`. */
@@ -119,6 +128,8 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   // One live server per data dir: taken before the database is opened, released after it is closed.
   const lock: DataDirLock | undefined =
     storageKind(options) === 'fs' && dataDir ? await acquireDataDirLock(dataDir) : undefined;
+  const adminTokenGenerated = options.adminToken === undefined && !isLoopbackHost(host);
+  const adminToken = adminTokenGenerated ? randomBytes(24).toString('base64url') : options.adminToken;
   let app: FastifyInstance;
   let unservable: Finding[] = [];
   try {
@@ -128,6 +139,9 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
     const storage = openStorage(options);
     app = await buildApp({
       ...options,
+      ...(adminToken !== undefined ? { adminToken } : {}),
+      // The name it was told to listen on is one of its own.
+      allowedHosts: [...(isIP(host) === 0 ? [host] : []), ...(options.allowedHosts ?? [])],
       storage,
       tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
       accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
@@ -173,6 +187,8 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   const token = mintToken();
   return {
     url,
+    adminToken,
+    adminTokenGenerated,
     token,
     env: {
       ACTIONS_RESULTS_URL: `${url}/`,

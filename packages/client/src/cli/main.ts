@@ -8,6 +8,12 @@ setMaxListeners(0, controller.signal);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => controller.abort(new Error(`interrupted by ${sig}`)));
 }
+// The reader of stdout went away (`gha-cache --help | head`, `get K - | head -c 10`): stop quietly with the
+// status a process killed by SIGPIPE has, as other Unix tools do, instead of an unhandled EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(128 + 13);
+});
 
 const code = await runCli(
   process.argv.slice(2),

@@ -33,6 +33,28 @@ function size(value: string): number {
   }
 }
 
+/**
+ * The key of `put`, `get` and `lookup` and the arguments after it: the key is the first argument or
+ * `--key K`. With `--key`, the arguments are the rest; a first argument equal to `--key` is the same key
+ * given twice, which is allowed, a different one is an error, and so is no key at all.
+ */
+function keyAndArgs(cmd: Command, args: readonly (string | undefined)[], names: readonly string[]): string[] {
+  const given = args.filter((a): a is string => a !== undefined);
+  const option = (cmd.opts() as { key?: string }).key;
+  let key: string | undefined;
+  let rest: string[];
+  if (option === undefined) [key, ...rest] = given;
+  else if (given.length > names.length) {
+    if (given[0] !== option) {
+      cmd.error(`error: the key is given twice, differently: '${given[0]}' and --key '${option}'`);
+    }
+    [key, rest] = [option, given.slice(1)];
+  } else [key, rest] = [option, given];
+  if (key === undefined) cmd.error('error: missing the key: give it as the first argument or as --key <key>');
+  if (rest.length < names.length) cmd.error(`error: missing required argument '${names[rest.length]}'`);
+  return [key, ...rest];
+}
+
 const EXIT_HELP = `
 Exit codes:
   0  hit / saved / already exists / restore miss without --fail-on-miss / listed / deleted
@@ -154,41 +176,50 @@ export async function runCli(
     program
       .command('put')
       .description('store a raw blob (a file, or - for stdin) under a key')
-      .argument('<key>', 'cache key')
-      .argument('<file>', 'file to upload, or - for stdin')
+      .usage('[options] <key> <file> | --key <key> <file>')
+      .argument('[key]', 'cache key (or --key)')
+      .argument('[file]', 'file to upload, or - for stdin')
+      .option('-k, --key <key>', 'cache key, instead of the first argument')
       .option('--version <version>', 'entry version (default: the gha-cache raw-blob version)'),
   ).action(
-    run('put', (ctx, key: string, file: string, o: Parameters<typeof putCommand>[3]) =>
-      putCommand(ctx, key, file, o),
-    ),
+    (a: string | undefined, b: string | undefined, o: Parameters<typeof putCommand>[3], cmd: Command) => {
+      const [key, file] = keyAndArgs(cmd, [a, b], ['file']) as [string, string];
+      return run('put', (ctx) => putCommand(ctx, key, file, o))(cmd);
+    },
   );
 
   withGlobals(
     program
       .command('get')
       .description('fetch a raw blob into a file, or - for stdout')
-      .argument('<key>', 'cache key')
-      .argument('<file>', 'destination file, or - for stdout')
+      .usage('[options] <key> <file> | --key <key> <file>')
+      .argument('[key]', 'cache key (or --key)')
+      .argument('[file]', 'destination file, or - for stdout')
+      .option('-k, --key <key>', 'cache key, instead of the first argument')
       .option('-r, --restore-key <key>', 'fallback key prefix (repeatable)', collect)
       .option('--version <version>', 'entry version (default: the gha-cache raw-blob version)'),
   ).action(
-    run('get', (ctx, key: string, file: string, o: Parameters<typeof getCommand>[3]) =>
-      getCommand(ctx, key, file, o),
-    ),
+    (a: string | undefined, b: string | undefined, o: Parameters<typeof getCommand>[3], cmd: Command) => {
+      const [key, file] = keyAndArgs(cmd, [a, b], ['file']) as [string, string];
+      return run('get', (ctx) => getCommand(ctx, key, file, o))(cmd);
+    },
   );
 
   withGlobals(
     program
       .command('lookup')
       .description('look an entry up without downloading it; prints the matched key')
-      .argument('<key>', 'cache key')
+      .usage('[options] <key> | --key <key>')
+      .argument('[key]', 'cache key (or --key)')
+      .option('-k, --key <key>', 'cache key, instead of the argument')
       .option('-r, --restore-key <key>', 'fallback key prefix (repeatable)', collect)
       .option('--version <version>', 'entry version')
       .option('-p, --path <path>', 'archive paths: look up the entry save would make (repeatable)', collect)
       .option('--enable-cross-os-archive', 'as for save/restore'),
-  ).action(
-    run('lookup', (ctx, key: string, o: Parameters<typeof lookupCommand>[2]) => lookupCommand(ctx, key, o)),
-  );
+  ).action((a: string | undefined, o: Parameters<typeof lookupCommand>[2], cmd: Command) => {
+    const [key] = keyAndArgs(cmd, [a], []) as [string];
+    return run('lookup', (ctx) => lookupCommand(ctx, key, o))(cmd);
+  });
 
   withRestGlobals(
     program

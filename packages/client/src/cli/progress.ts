@@ -1,4 +1,4 @@
-import type { TransferProgress } from '../blob/common.js';
+import type { TransferProgress } from '../blob/progress.js';
 import { formatBytes } from './format.js';
 
 export interface ProgressReporter {

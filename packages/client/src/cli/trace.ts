@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { ExchangeEvent } from '../http/retry.js';
+import type { ExchangeEvent } from '../http/trace.js';
 
 export interface TraceWriter {
   write(e: ExchangeEvent): void;

@@ -1,5 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
-import { createRetryInterceptor, type ExchangeEvent, type RetryOptions } from './retry.js';
+import type { RetryOptions } from './policy.js';
+import { createRetryInterceptor } from './retry.js';
+import type { ExchangeEvent } from './trace.js';
 
 export interface HttpDispatcherOptions {
   /** Base dispatcher; default a new `undici.Agent` owned (and closed) by the caller of this factory. */

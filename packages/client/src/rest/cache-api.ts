@@ -14,13 +14,9 @@ import {
   ValidationError,
 } from '../errors.js';
 import { createHttpDispatcher } from '../http/dispatcher.js';
-import {
-  DEFAULT_RETRY_OPTIONS,
-  type ExchangeEvent,
-  type HintedDispatchOptions,
-  parseRetryAfterMs,
-  type RetryOptions,
-} from '../http/retry.js';
+import type { HintedDispatchOptions } from '../http/hints.js';
+import { DEFAULT_RETRY_OPTIONS, parseRetryAfterMs, type RetryOptions } from '../http/policy.js';
+import type { ExchangeEvent } from '../http/trace.js';
 import { DEFAULTS } from '../options.js';
 
 /** Options of {@link createRestCacheClient}. `repository` and `token` are required. */

@@ -8,7 +8,7 @@ import {
   type TwirpErrorInit,
   UsageLimitError,
 } from '../errors.js';
-import { parseRetryAfterMs } from '../http/retry.js';
+import { parseRetryAfterMs } from '../http/policy.js';
 
 const KNOWN = new Set<string>(TWIRP_CODES);
 

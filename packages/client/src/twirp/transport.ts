@@ -17,7 +17,8 @@ import {
 } from '@bufbuild/protobuf';
 import type { Dispatcher } from 'undici';
 import { BadResponseError, toCacheError } from '../errors.js';
-import type { HintedDispatchOptions } from '../http/retry.js';
+import { header } from '../http/headers.js';
+import type { HintedDispatchOptions } from '../http/hints.js';
 import { parseTwirpError } from './errors.js';
 
 export type TwirpEncoding = 'json' | 'protobuf';
@@ -56,9 +57,7 @@ export interface TwirpTransport {
 }
 
 function mediaType(headers: IncomingHttpHeaders): string {
-  const v = headers['content-type'];
-  const s = Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
-  return (s.split(';')[0] ?? '').trim().toLowerCase();
+  return (header(headers, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
 function isProtobufType(t: string): boolean {

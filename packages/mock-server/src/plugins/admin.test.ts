@@ -129,7 +129,11 @@ describe('entries', () => {
   it('resets: every entry of every repository is dropped', async () => {
     await seed({ key: 'a' });
     await seed({ key: 'b', repositoryId: '2' });
-    const res = await app.inject({ method: 'POST', url: '/_admin/reset' });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/_admin/reset',
+      headers: { 'x-requested-by': 'test' },
+    });
     expect(json(res)).toEqual({ deletedEntries: 2, removedFaults: 0 });
     expect(await app.mock.storage.metadata.listEntries()).toEqual([]);
     expect(json(await lookup('a'))).toMatchObject({ ok: false });
@@ -272,7 +276,9 @@ describe('fault rules', () => {
 
   it('reset also removes the fault rules', async () => {
     app.mock.faults.add({ action: { type: 'status', status: 500 } });
-    expect(json(await app.inject({ method: 'POST', url: '/_admin/reset' }))).toEqual({
+    expect(
+      json(await app.inject({ method: 'POST', url: '/_admin/reset', headers: { 'x-requested-by': 'test' } })),
+    ).toEqual({
       deletedEntries: 0,
       removedFaults: 1,
     });

@@ -1,7 +1,8 @@
 /**
  * The admin API under `/_admin/`: JSON in and out, errors `{"code","msg"}` with Twirp's codes and
  * statuses. It drives `app.mock` (storage, repositories, seeding, clock, policies, fault rules) at run
- * time. No authentication: bind the mock to localhost. Register with `prefix: '/_admin'`.
+ * time. Host, browser and admin-token checks happen before it, in `security/guard.ts`. Register with
+ * `prefix: '/_admin'`.
  */
 import type {
   FastifyError,
@@ -118,6 +119,13 @@ async function seedRoute(app: FastifyInstance): Promise<void> {
 
 export const adminPlugin: FastifyPluginAsync = async (app) => {
   const { storage, repositories } = app.mock;
+
+  // The UI labels every state-changing call JSON, a bodiless DELETE or reset included: empty is no body.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    body === '' ? done(null, undefined) : parseJson(request, String(body), done),
+  );
 
   app.setErrorHandler<FastifyError>((error, request, reply) =>
     sendError(reply, toAdminError(error, request)),

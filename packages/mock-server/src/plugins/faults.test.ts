@@ -252,15 +252,19 @@ async function raw(
       headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
       agent,
     });
-    req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { phase: 'request' })));
+    let done: ((ending: string) => void) | undefined;
+    // A reset after the response began ends the body (newer Node.js reports it on the request too).
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      done ? done(err.code ?? err.message) : reject(Object.assign(err, { phase: 'request' })),
+    );
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      const done = (ending: string) =>
+      done = (ending: string) =>
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), ending });
-      res.on('end', () => done('end'));
-      res.on('aborted', () => done('aborted'));
-      res.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+      res.on('end', () => done?.('end'));
+      res.on('aborted', () => done?.('aborted'));
+      res.on('error', (err: NodeJS.ErrnoException) => done?.(err.code ?? err.message));
     });
     req.end(body);
   }).finally(() => agent.destroy());

@@ -287,7 +287,7 @@ describe('fs storage on disk', () => {
     await s.blobs.putBlob(e.blobId, body('aaabbbb'), 7, T0);
     await s.close();
     // Schema 1: no layout column; a block list's blocks were ranges of the one generation file.
-    const Database = (await import('better-sqlite3')).default;
+    const { Database } = await import('./sqlite/driver.js');
     const db = new Database(join(dataDir, 'meta.sqlite'));
     db.exec(`
       CREATE TABLE blobs1 (blob_id TEXT PRIMARY KEY, generation TEXT NOT NULL, size_bytes INTEGER NOT NULL,
@@ -395,7 +395,7 @@ describe('fs storage on disk', () => {
     await save('a', 'alpha');
     await save('b', 'bb');
     await s.close();
-    const Database = (await import('better-sqlite3')).default;
+    const { Database } = await import('./sqlite/driver.js');
     const db = new Database(join(dataDir, 'meta.sqlite'));
     db.exec(`
       DROP TRIGGER entries_usage_update;
@@ -427,7 +427,9 @@ describe('fs storage after SIGKILL', () => {
   beforeAll(async () => {
     buildDir = await mkdtemp(join(tmpdir(), 'gha-cache-fs-build-'));
     const here = dirname(fileURLToPath(import.meta.url));
-    const sqlite = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
+    // The driver's two better-sqlite3 specifiers, resolved from here (the build dir has no node_modules).
+    const resolve = (name: string) => pathToFileURL(createRequire(import.meta.url).resolve(name)).href;
+    const specifiers = /import\('(better-sqlite3(?:-node20)?)'\)/g;
     // Every source of this directory, and the one module it uses from outside it.
     const sources = readdirSync(here, { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
@@ -439,7 +441,7 @@ describe('fs storage after SIGKILL', () => {
       await mkdir(dirname(join(buildDir, name)), { recursive: true });
       writeFileSync(
         join(buildDir, name.replace(/\.ts$/, '.js')),
-        outputText.replace(`from 'better-sqlite3'`, `from '${sqlite}'`),
+        outputText.replace(specifiers, (_, name: string) => `import('${resolve(name)}')`),
       );
     }
     writeFileSync(join(buildDir, 'package.json'), '{"type":"module"}');

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { Database } from './driver.js';
 import { migrate } from './schema.js';
 
 /**
@@ -9,7 +9,7 @@ import { migrate } from './schema.js';
  * SIGKILL of the process (the OS still holds the pages); only a power loss can drop the last
  * transactions. locking_mode=EXCLUSIVE: one process per data directory.
  */
-export function openSqliteDatabase(dataDir: string): Database.Database {
+export function openSqliteDatabase(dataDir: string): Database {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(join(dataDir, 'meta.sqlite'), { timeout: 2000 });
   try {

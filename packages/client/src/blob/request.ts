@@ -1,24 +1,31 @@
-import { setMaxListeners } from 'node:events';
+/**
+ * Blob requests: each one goes through the client's (retrying) dispatcher with the storage headers, and
+ * its transport failures become typed errors; Azure error answers become {@link BlobError}s.
+ */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { BlobError, toCacheError } from '../errors.js';
+import { header } from '../http/headers.js';
+import type { HintedDispatchOptions } from '../http/hints.js';
 import { redactUrl } from '../http/redact.js';
-import type { HintedDispatchOptions } from '../http/retry.js';
 
 /** Storage service version sent on every blob request (Azure ignores it for SAS-authorised requests). */
 export const X_MS_VERSION = '2024-11-04';
 
-/** Progress of a transfer, reported by `onProgress`. */
-export interface TransferProgress {
-  phase: 'upload' | 'download';
-  transferredBytes: number;
-  /** Undefined while the size is unknown (uploads from a stream). */
-  totalBytes: number | undefined;
+/** How the blob requests of one transfer are sent. */
+export interface BlobHop {
+  dispatcher: Dispatcher;
+  /** Headers and body idle timeout, per attempt. */
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
 }
 
-export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
+export interface BlobRequest {
+  operation: string;
+  url: URL;
+  method: 'GET' | 'HEAD' | 'PUT';
+  headers: Record<string, string>;
+  body?: Buffer | AsyncIterable<Uint8Array>;
 }
 
 /** `url` plus extra query parameters, appended without re-encoding the SAS already in it. */
@@ -31,33 +38,25 @@ export function withQuery(url: string, extra: Record<string, string>): URL {
   return u;
 }
 
-export interface BlobRequest {
-  operation: string;
-  url: URL;
-  method: 'GET' | 'HEAD' | 'PUT';
-  headers: Record<string, string>;
-  body?: Buffer | AsyncIterable<Uint8Array>;
-  dispatcher: Dispatcher;
-  timeoutMs: number;
-  signal?: AbortSignal | undefined;
-}
-
-/** Sends one blob request through the (retrying) dispatcher; transport failures become typed errors. */
-export async function blobRequest(req: BlobRequest): Promise<Dispatcher.ResponseData> {
-  const opts: HintedDispatchOptions = {
+function dispatchOptions(hop: BlobHop, req: BlobRequest): HintedDispatchOptions {
+  return {
     origin: req.url.origin,
     path: req.url.pathname + req.url.search,
     method: req.method,
     headers: { 'x-ms-version': X_MS_VERSION, ...req.headers },
     body: (req.body ?? null) as Buffer | null,
-    headersTimeout: req.timeoutMs,
-    bodyTimeout: req.timeoutMs,
+    headersTimeout: hop.timeoutMs,
+    bodyTimeout: hop.timeoutMs,
     ghaCache: { label: req.operation },
   };
+}
+
+/** Sends one blob request; the caller reads (or dumps) the body. */
+export async function blobRequest(hop: BlobHop, req: BlobRequest): Promise<Dispatcher.ResponseData> {
   try {
-    return await req.dispatcher.request({
-      ...(opts as Dispatcher.RequestOptions),
-      ...(req.signal ? { signal: req.signal } : {}),
+    return await hop.dispatcher.request({
+      ...(dispatchOptions(hop, req) as Dispatcher.RequestOptions),
+      ...(hop.signal ? { signal: hop.signal } : {}),
     });
   } catch (err) {
     throw toCacheError(err);
@@ -97,44 +96,6 @@ export function blobErrorFromParts(
   });
 }
 
-/** An AbortController that follows `parent` and can also be aborted on its own (first failure wins). */
-export function linkedAbort(parent: AbortSignal | undefined): AbortController {
-  const ac = new AbortController();
-  // Every in-flight request listens on it; dozens of ranges or blocks are normal, not a leak.
-  setMaxListeners(0, ac.signal);
-  if (parent) {
-    if (parent.aborted) ac.abort(parent.reason);
-    else parent.addEventListener('abort', () => ac.abort(parent.reason), { once: true });
-  }
-  return ac;
-}
-
-/** Runs `worker(i)` for i in [0, count) with at most `concurrency` in flight; stops at the first error. */
-export async function runPool(
-  count: number,
-  concurrency: number,
-  worker: (index: number) => Promise<void>,
-  abort: AbortController,
-): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const lanes = Array.from({ length: Math.min(concurrency, count) }, async () => {
-    while (failure === undefined && next < count) {
-      const i = next++;
-      try {
-        await worker(i);
-      } catch (err) {
-        if (failure === undefined) {
-          failure = err;
-          abort.abort(err);
-        }
-      }
-    }
-  });
-  await Promise.all(lanes);
-  if (failure !== undefined) throw failure;
-}
-
 /** Pause/resume of a streamed response (backpressure from the consumer). */
 export interface Flow {
   pause(): void;
@@ -153,42 +114,34 @@ export interface StreamedResponse {
 /**
  * Sends one blob request and hands the body chunks straight to `onData` (no stream or promise per chunk),
  * if `accept(status, headers)` says so; otherwise the body is kept (4 KiB) for the error. A throw from
- * `onData` aborts the request and rejects. Goes through the same (retrying) dispatcher as everything else.
+ * `accept` or `onData` aborts the request and rejects.
  */
 export function blobStream(
+  hop: BlobHop,
   req: BlobRequest,
   accept: (statusCode: number, headers: IncomingHttpHeaders) => boolean,
   onData: (chunk: Buffer, flow: Flow) => void,
 ): Promise<StreamedResponse> {
+  const { signal } = hop;
   return new Promise((resolve, reject) => {
-    const opts: HintedDispatchOptions = {
-      origin: req.url.origin,
-      path: req.url.pathname + req.url.search,
-      method: req.method,
-      headers: { 'x-ms-version': X_MS_VERSION, ...req.headers },
-      body: null,
-      headersTimeout: req.timeoutMs,
-      bodyTimeout: req.timeoutMs,
-      ghaCache: { label: req.operation },
-    };
     let statusCode = 0;
     let headers: IncomingHttpHeaders = {};
     let streamed = false;
     let errorBody = '';
     let settled = false;
     let controller: Dispatcher.DispatchController | undefined;
-    const onAbort = () => controller?.abort(req.signal?.reason ?? new Error('aborted'));
+    const onAbort = () => controller?.abort(signal?.reason ?? new Error('aborted'));
     const finish = (err: unknown) => {
       if (settled) return;
       settled = true;
-      req.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       if (err === undefined) resolve({ statusCode, headers, errorBody, streamed });
-      else reject(req.signal?.aborted ? toCacheError(req.signal.reason ?? err) : toCacheError(err));
+      else reject(signal?.aborted ? toCacheError(signal.reason ?? err) : toCacheError(err));
     };
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         controller = c;
-        if (req.signal?.aborted) c.abort(req.signal.reason ?? new Error('aborted'));
+        if (signal?.aborted) c.abort(signal.reason ?? new Error('aborted'));
       },
       onResponseStart(c, status, h) {
         statusCode = status;
@@ -217,9 +170,9 @@ export function blobStream(
         finish(err);
       },
     };
-    req.signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      req.dispatcher.dispatch(opts, handler);
+      hop.dispatcher.dispatch({ ...dispatchOptions(hop, req), body: null }, handler);
     } catch (err) {
       finish(err);
     }
