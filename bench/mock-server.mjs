@@ -687,8 +687,8 @@ function report(m, transfers, lookups) {
     lines.push(
       `### GetCacheEntryDownloadURL: ${ENTRIES} committed entries, ${CONNECTIONS} connections, ${DURATION} s`,
       '',
-      `Store preloaded in ${(lookups.preloadMs / 1000).toFixed(1)} s through \`createFsStorage\` (reserveEntry,`,
-      'putBlob of 16 bytes, commitEntry), then served by the CLI on that data dir. autocannon 8.0.0 in the',
+      `Store preloaded in ${(lookups.preloadMs / 1000).toFixed(1)} s through \`createFsStorage\` (metadata.reserveEntry,`,
+      'blobs.putBlob of 16 bytes, metadata.commitEntry), then served by the CLI on that data dir. autocannon 8.0.0 in the',
       'bench process, after a 2 s warm-up; each request asks for a random entry, alternating the exact key',
       'and a prefix that only that entry has (exact step misses, prefix step hits). The baselines answer',
       'the same requests with a fixed JSON body.',

@@ -106,6 +106,25 @@ function parsePort(value: string): number {
   return n;
 }
 
+function azureConnectionString(flag: string | undefined): string {
+  const value = flag ?? process.env.AZURE_STORAGE_CONNECTION_STRING;
+  if (!value) {
+    throw new Error('--blob-store azure needs --azure-connection-string or AZURE_STORAGE_CONNECTION_STRING');
+  }
+  return value;
+}
+
+/** A database URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
 const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 async function secretsFor(opts: { tokenSecret?: string; dataDir?: string; storage?: string }) {
@@ -130,6 +149,23 @@ program
   .option('--port <port>', 'port to listen on (0 = any free port)', parsePort, 8787)
   .option('--data-dir <dir>', `where entries, blobs and secrets live (default: ${defaultDataDir()})`)
   .addOption(new Option('--storage <kind>', 'storage backend').choices(['fs', 'memory']).default('fs'))
+  .option(
+    '--database <url>',
+    'PostgreSQL URL for the entries, shared by every instance (default: $DATABASE_URL, else SQLite in the data dir)',
+  )
+  .option('--database-timeout <duration>', 'bound of every wait on the database', parseDuration, 5000)
+  .addOption(
+    new Option('--blob-store <kind>', 'where blob content lives (default: files in the data dir)').choices([
+      'files',
+      'memory',
+      'azure',
+    ]),
+  )
+  .option(
+    '--azure-connection-string <string>',
+    'Azure Storage account of --blob-store azure (default: $AZURE_STORAGE_CONNECTION_STRING)',
+  )
+  .option('--azure-container <name>', 'container of --blob-store azure, created if missing', 'actions-cache')
   .option(
     '--token-secret <secret>',
     'HS256 secret for runtime tokens (default: generated, kept in the data dir)',
@@ -241,7 +277,18 @@ program
   .action(async (opts) => {
     const seeds = (await Promise.all(((opts.seed ?? []) as string[]).map((p) => loadSeedManifest(p)))).flat();
     const { dataDir, tokenSecret, accountKey } = await secretsFor(opts);
+    const database: string | undefined = opts.database ?? (process.env.DATABASE_URL || undefined);
     const mock = await startMockServer({
+      ...(database !== undefined ? { database, databaseTimeoutMs: opts.databaseTimeout } : {}),
+      ...(opts.blobStore !== undefined ? { blobStore: opts.blobStore } : {}),
+      ...(opts.blobStore === 'azure'
+        ? {
+            azure: {
+              connectionString: azureConnectionString(opts.azureConnectionString),
+              container: opts.azureContainer,
+            },
+          }
+        : {}),
       host: opts.host,
       port: opts.port,
       storage: opts.storage,
@@ -329,8 +376,11 @@ program
     const lines = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
     if (opts.exportFile) await writeFile(opts.exportFile, `${lines.join('\n')}\n`);
     process.stderr.write(
-      `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''})\n`,
+      `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''}${database !== undefined ? `, database ${redactUrl(database)}` : ''})\n`,
     );
+    for (const limit of mock.storage.blobs.direct?.limitations ?? []) {
+      process.stderr.write(`gha-cache-mock: with --blob-store azure, ${limit}\n`);
+    }
     for (const rule of mock.faults.list()) {
       process.stderr.write(`gha-cache-mock: fault rule ${rule.id}: ${JSON.stringify(rule)}\n`);
     }

@@ -104,6 +104,7 @@ export function createSeeder(deps: SeederDeps): Seeder {
     }
     try {
       await storage.blobs.putBlob(reserved.blobId, body, length, now);
+      if (storage.blobs.direct) await storage.blobs.direct.seal(reserved.blobId, length);
       return { entry: await storage.metadata.commitEntry(reserved.id, length, clock.now()), created: true };
     } catch (err) {
       await storage.deleteEntry(reserved.id, clock.now());

@@ -10,9 +10,19 @@ import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import type { FaultRegistry } from './faults/index.js';
 import { isLoopbackHost } from './security/hosts.js';
 import type { Seeder } from './seed.js';
+import { type AzureBlobStoreOptions, createAzureBlobStore } from './storage/azure/blobs.js';
+import { createFileBlobStore } from './storage/files/blobs.js';
 import { createFsStorage } from './storage/fs.js';
-import { createMemoryStorage } from './storage/memory/index.js';
-import type { CacheStorage } from './storage/types.js';
+import {
+  createMemoryBlobStore,
+  createMemoryMetadataStore,
+  createMemoryStorage,
+} from './storage/memory/index.js';
+import { createPostgresMetadataStore } from './storage/postgres/metadata.js';
+import { openSqliteDatabase } from './storage/sqlite/database.js';
+import { createSqliteMetadataStore } from './storage/sqlite/metadata.js';
+import { composeStorage } from './storage/storage.js';
+import type { BlobStore, CacheStorage, MetadataStore } from './storage/types.js';
 import { checkDataDirAtStart, type Finding } from './storage/verify.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
@@ -27,6 +37,22 @@ export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   readonly storage?: 'memory' | 'fs' | CacheStorage;
   /** Data directory: SQLite metadata, blob files, and the token secret and account key (`secrets.json`). */
   readonly dataDir?: string;
+  /**
+   * A PostgreSQL URL (`postgres://user:pass@host:5432/db`): entries live there instead of in
+   * SQLite, shared by every instance on the same database (migrations run at start). Blobs then
+   * go to `blobStore`.
+   */
+  readonly database?: string;
+  /**
+   * Where blob content lives: `files` (in `dataDir`, one instance only), `memory`, or `azure`
+   * (Azure Blob Storage through `azure`; clients get its SAS URLs). Default: `files` when
+   * `dataDir` is set, else `memory`.
+   */
+  readonly blobStore?: 'files' | 'memory' | 'azure';
+  /** The Azure Blob Storage account of `blobStore: 'azure'`. */
+  readonly azure?: AzureBlobStoreOptions;
+  /** Bound of every wait on the database in ms (connect, statement); default 5000. */
+  readonly databaseTimeoutMs?: number;
   /** Scopes of the token in `token` and `env`. Default `refs/heads/main` read+write. */
   readonly scopes?: readonly TokenScope[];
   /**
@@ -112,31 +138,91 @@ export async function loadSecrets(dataDir: string): Promise<Secrets> {
   return loadSecrets(dataDir);
 }
 
-const storageKind = (options: MockServerOptions) => options.storage ?? (options.dataDir ? 'fs' : 'memory');
+/** Kinds of store the options pick (storage instance aside). */
+function storesOf(options: MockServerOptions) {
+  const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
+  const blobKind = options.blobStore ?? (options.dataDir && kind !== 'memory' ? 'files' : 'memory');
+  return {
+    kind,
+    blobKind,
+    /** The data dir holds a database or blob files: one live server on it at a time. */
+    ownsDataDir:
+      typeof kind === 'string' &&
+      options.dataDir !== undefined &&
+      ((kind !== 'memory' && options.database === undefined && blobKind !== 'azure') || blobKind === 'files'),
+    /** Entries and blobs both in the data dir's SQLite file and files: what the start-up check reads. */
+    embedded: kind === 'fs' && options.database === undefined && blobKind === 'files',
+  };
+}
 
-function openStorage(options: MockServerOptions): CacheStorage {
-  const kind = storageKind(options);
+async function openStorage(options: MockServerOptions, onError: (err: Error) => void): Promise<CacheStorage> {
+  const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
   if (typeof kind !== 'string') return kind;
-  if (kind === 'memory') return createMemoryStorage();
-  if (!options.dataDir) throw new Error('storage "fs" needs a dataDir');
-  return createFsStorage({ dataDir: options.dataDir });
+  const { dataDir } = options;
+  const blobKind = options.blobStore ?? (dataDir && kind !== 'memory' ? 'files' : 'memory');
+  if (options.database === undefined && blobKind !== 'azure') {
+    if (kind === 'memory') return createMemoryStorage();
+    if (!dataDir) throw new Error('storage "fs" needs a dataDir');
+    return createFsStorage({ dataDir });
+  }
+  /** The data directory's SQLite file: entries without `database`, the file blob index with it. */
+  let db: ReturnType<typeof openSqliteDatabase> | undefined;
+  const sqlite = () => {
+    if (!dataDir) throw new Error('this storage needs a dataDir');
+    db ??= openSqliteDatabase(dataDir);
+    return db;
+  };
+  const closeDb = () => {
+    if (db?.open) db.close();
+  };
+  let metadata: MetadataStore | undefined;
+  try {
+    metadata =
+      options.database !== undefined
+        ? await createPostgresMetadataStore({
+            connectionString: options.database,
+            ...(options.databaseTimeoutMs !== undefined ? { timeoutMs: options.databaseTimeoutMs } : {}),
+            onError,
+          })
+        : kind === 'memory'
+          ? createMemoryMetadataStore()
+          : createSqliteMetadataStore(sqlite());
+    let blobs: BlobStore;
+    if (blobKind === 'azure') {
+      if (!options.azure) throw new Error('blob store "azure" needs an Azure connection string');
+      blobs = await createAzureBlobStore(options.azure);
+    } else if (blobKind === 'memory') {
+      blobs = createMemoryBlobStore();
+    } else {
+      if (!dataDir) throw new Error('blob store "files" needs a dataDir');
+      blobs = createFileBlobStore({ dataDir, db: sqlite() });
+    }
+    return composeStorage(metadata, blobs, undefined, closeDb);
+  } catch (err) {
+    await metadata?.close();
+    closeDb();
+    throw err;
+  }
 }
 
 /** Starts the mock on a real socket, for test suites: `const mock = await startMockServer(); … await mock.close()`. */
 export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
   const { host = '127.0.0.1', port = 0, dataDir, scopes, shutdownGraceMs = 0 } = options;
+  const stores = storesOf(options);
   // One live server per data dir: taken before the database is opened, released after it is closed.
   const lock: DataDirLock | undefined =
-    storageKind(options) === 'fs' && dataDir ? await acquireDataDirLock(dataDir) : undefined;
+    stores.ownsDataDir && dataDir ? await acquireDataDirLock(dataDir) : undefined;
   const adminTokenGenerated = options.adminToken === undefined && !isLoopbackHost(host);
   const adminToken = adminTokenGenerated ? randomBytes(24).toString('base64url') : options.adminToken;
+  // Errors of idle database connections go to the app's log once there is one.
+  let reportError = (_err: Error): void => undefined;
   let app: FastifyInstance;
   let unservable: Finding[] = [];
   try {
     // A damaged database stops the start here; entries whose blob is gone are dropped, not served.
-    if (lock && dataDir) unservable = await checkDataDirAtStart(dataDir);
+    if (lock && dataDir && stores.embedded) unservable = await checkDataDirAtStart(dataDir);
     const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
-    const storage = openStorage(options);
+    const storage = await openStorage(options, (err) => reportError(err));
     app = await buildApp({
       ...options,
       ...(adminToken !== undefined ? { adminToken } : {}),
@@ -150,6 +236,7 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
     await lock?.release();
     throw err;
   }
+  reportError = (err) => app.log.warn({ err }, 'metadata database connection error');
   for (const f of unservable) {
     app.log.warn({ entryId: f.entryId, key: f.key, problem: f.kind }, `not served: ${f.detail}`);
   }

@@ -16,6 +16,11 @@ export interface Fixture<T> {
 export interface ContractOptions {
   /** The backend keeps its data across a reopen (fixtures then provide `reopen`). Default false. */
   readonly persistent?: boolean;
+  /**
+   * Blob stores only: the service stamps times itself (a real blob service), so `lastModified`
+   * and `createdAt` are checked for order and equality, not against the `now` passed in.
+   */
+  readonly serverTime?: boolean;
 }
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);

@@ -16,6 +16,7 @@ import {
   GetCacheEntryDownloadURLRequestSchema,
   GetCacheEntryDownloadURLResponseSchema,
 } from '../gen/results/api/v1/cache_pb.js';
+import { StorageError } from '../storage/types.js';
 import {
   type CacheServiceDeps,
   createCacheEntry,
@@ -89,6 +90,13 @@ export function sendTwirpError(reply: FastifyReply, err: TwirpError): FastifyRep
 /** Maps anything thrown inside the Twirp scope to a Twirp error; never a framework default body. */
 function toTwirpError(error: FastifyError | Error, request: FastifyRequest): TwirpError {
   if (error instanceof TwirpError) return error;
+  if (error instanceof StorageError && error.code === 'Unavailable') {
+    request.log.warn({ err: error }, 'storage unavailable');
+    return new TwirpError('unavailable', 'the cache service is temporarily unavailable; retry later');
+  }
+  if (error instanceof StorageError && error.code === 'UnsupportedValue') {
+    return new TwirpError('invalid_argument', error.message);
+  }
   const code = (error as FastifyError).code;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE')
     return new TwirpError('malformed', 'the request body is too large');

@@ -74,7 +74,9 @@ export type StorageErrorCode =
   /** The body ended before `length` bytes, or ran past it. */
   | 'IncompleteBody'
   /** A backend (database, blob service) cannot be reached or did not answer in time; retry later. */
-  | 'Unavailable';
+  | 'Unavailable'
+  /** A value this backend cannot store (PostgreSQL text cannot hold U+0000); nothing changed. */
+  | 'UnsupportedValue';
 
 export class StorageError extends Error {
   override readonly name = 'StorageError';
@@ -209,8 +211,30 @@ export interface BlobStore {
    * committed blobs were removed.
    */
   sweep(now: number, owners: BlobOwners): Promise<number>;
+  /**
+   * Present when clients move the bytes straight to and from the store (Azure Blob Storage): the
+   * signed URLs come from it, not from the mock, and Finalize seals the upload.
+   */
+  readonly direct?: DirectBlobAccess;
 
   close(): Promise<void>;
+}
+
+/** Signed URLs of a blob service the clients reach themselves, and the seal that ends an upload. */
+export interface DirectBlobAccess {
+  /** Names what the mock's own features cannot do with these URLs (said at start-up and in the README). */
+  readonly limitations: readonly string[];
+  /** A SAS URL to upload the blob (create and write only, this one blob), valid for `ttlMs` of real time. */
+  uploadUrl(blobId: string, ttlMs: number): string;
+  /** A read-only SAS URL of the sealed content, valid for `ttlMs` of real time. */
+  downloadUrl(blobId: string, ttlMs: number): string;
+  /**
+   * Finalize: reads the uploaded blob's committed size; when it is `sizeBytes`, copies exactly that
+   * content (by ETag) to the sealed name that download URLs read, so later writes through the
+   * upload URL change nothing readers get. Returns the uploaded properties (`undefined`: nothing
+   * was uploaded); the seal happened only if their size is `sizeBytes`.
+   */
+  seal(blobId: string, sizeBytes: number): Promise<BlobProperties | undefined>;
 }
 
 /**

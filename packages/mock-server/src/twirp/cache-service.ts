@@ -148,14 +148,17 @@ export async function createCacheEntry(
   const entry = await deps.storage.metadata.reserveEntry(id, now);
   if (!entry) throw alreadyExists();
   audit.entryId = entry.id;
-  const url = deps.sas.signBlobUrl(
-    deps.publicUrl,
-    deps.containerName,
-    entry.blobId,
-    'cw',
-    now + deps.uploadUrlTtlMs,
-    now,
-  );
+  const { direct } = deps.storage.blobs;
+  const url = direct
+    ? direct.uploadUrl(entry.blobId, deps.uploadUrlTtlMs)
+    : deps.sas.signBlobUrl(
+        deps.publicUrl,
+        deps.containerName,
+        entry.blobId,
+        'cw',
+        now + deps.uploadUrlTtlMs,
+        now,
+      );
   return { ok: true, signedUploadUrl: url, message: '' };
 }
 
@@ -182,7 +185,11 @@ export async function finalizeCacheEntryUpload(
       return { ok: true, entryId: BigInt(entry.id), message: '' };
     throw alreadyExists();
   }
-  const blob = await deps.storage.blobs.getBlobProperties(entry.blobId);
+  const { blobs } = deps.storage;
+  // A direct store checks the uploaded size itself and seals exactly that content.
+  const blob = blobs.direct
+    ? await blobs.direct.seal(entry.blobId, Number(req.sizeBytes))
+    : await blobs.getBlobProperties(entry.blobId);
   if (!blob || BigInt(blob.size) !== req.sizeBytes) {
     // The reservation goes, so the client can create the key again.
     await deps.storage.deleteEntry(entry.id, now);
@@ -228,6 +235,8 @@ export async function getCacheEntryDownloadUrl(
     for (let e = await find(); e; e = await find()) {
       if (!(await isLive(deps, e, now))) continue;
       if (!deps.policies.isVisible(e, now)) return undefined;
+      // Sealed content of a direct store cannot change or vanish before its entry: no round trip.
+      if (storage.blobs.direct) return e;
       if ((await storage.blobs.getBlobProperties(e.blobId))?.size === e.sizeBytes) return e;
       await storage.deleteEntry(e.id, now);
     }
@@ -253,14 +262,9 @@ export async function getCacheEntryDownloadUrl(
       Object.assign(audit, { match: kind, scope, entryId: entry.id });
       return {
         ok: true,
-        signedDownloadUrl: deps.sas.signBlobUrl(
-          deps.publicUrl,
-          deps.containerName,
-          entry.blobId,
-          'r',
-          expiresAt,
-          now,
-        ),
+        signedDownloadUrl: storage.blobs.direct
+          ? storage.blobs.direct.downloadUrl(entry.blobId, deps.downloadUrlTtlMs)
+          : deps.sas.signBlobUrl(deps.publicUrl, deps.containerName, entry.blobId, 'r', expiresAt, now),
         matchedKey: entry.key,
       };
     }

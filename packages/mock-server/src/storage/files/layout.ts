@@ -84,7 +84,7 @@ export function blockIdToFile(blockId: string): string {
 }
 
 /** Passes exactly `length` bytes through; anything shorter or longer fails with `IncompleteBody`. */
-function exactLength(length: number): Transform {
+export function exactLength(length: number): Transform {
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {

@@ -1,0 +1,117 @@
+import type { CacheEntry, EntryState } from '../types.js';
+
+/** A row of `entries` as node-postgres returns it (BIGINT columns as strings). */
+export interface EntryRow {
+  id: string;
+  repository_id: string;
+  scope: string;
+  key: string;
+  version: string;
+  blob_id: string;
+  state: EntryState;
+  size_bytes: string;
+  created_at: string;
+  committed_at: string;
+  last_accessed_at: string;
+  download_url_expires_at: string;
+}
+
+export const toEntry = (r: EntryRow): CacheEntry => ({
+  repositoryId: r.repository_id,
+  scope: r.scope,
+  key: r.key,
+  version: r.version,
+  id: Number(r.id),
+  blobId: r.blob_id,
+  state: r.state,
+  sizeBytes: Number(r.size_bytes),
+  createdAt: Number(r.created_at),
+  committedAt: Number(r.committed_at),
+  lastAccessedAt: Number(r.last_accessed_at),
+  downloadUrlExpiresAt: Number(r.download_url_expires_at),
+});
+
+/** The SQL of the PostgreSQL metadata store; `name`d statements are prepared once per connection. */
+export const SQL = {
+  reserve: {
+    name: 'gha_reserve',
+    text: `INSERT INTO entries (repository_id, scope, key, version, blob_id, state, created_at, last_accessed_at)
+           VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)
+           ON CONFLICT ON CONSTRAINT entries_identity DO NOTHING
+           RETURNING *`,
+  },
+  get: { name: 'gha_get', text: 'SELECT * FROM entries WHERE id = $1' },
+  find: {
+    name: 'gha_find',
+    text: 'SELECT * FROM entries WHERE repository_id = $1 AND scope = $2 AND key = $3 AND version = $4',
+  },
+  findByBlob: { name: 'gha_find_by_blob', text: 'SELECT * FROM entries WHERE blob_id = $1' },
+  /**
+   * The newest committed entry with a key in [$4, $5): the max id over the key range of the
+   * `entries_committed_key` index (`id + 0` keeps the planner from walking all ids newest-first
+   * instead, which is O(entries) for a selective prefix).
+   */
+  newestInRange: {
+    name: 'gha_newest_in_range',
+    text: `SELECT * FROM entries WHERE id = (
+             SELECT max(id + 0) FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND version = $3 AND state = 'committed'
+               AND key >= $4 AND key < $5)`,
+  },
+  /** The same without an upper bound (a prefix of only U+10FFFF, or empty). */
+  newestFrom: {
+    name: 'gha_newest_from',
+    text: `SELECT * FROM entries WHERE id = (
+             SELECT max(id + 0) FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND version = $3 AND state = 'committed'
+               AND key >= $4)`,
+  },
+  list: {
+    name: 'gha_list',
+    text: `SELECT * FROM entries
+           WHERE ($1::text IS NULL OR repository_id = $1)
+             AND ($2::text IS NULL OR state = $2)
+             AND ($3::bigint IS NULL OR created_at < $3)
+           ORDER BY id`,
+  },
+  usage: {
+    name: 'gha_usage',
+    text: 'SELECT size_bytes, count FROM repository_usage WHERE repository_id = $1',
+  },
+  allUsage: {
+    name: 'gha_all_usage',
+    text: 'SELECT repository_id, size_bytes, count FROM repository_usage WHERE count > 0 ORDER BY repository_id COLLATE "C"',
+  },
+  leastRecentlyUsed: {
+    name: 'gha_lru',
+    text: `SELECT * FROM entries WHERE repository_id = $1 AND state = 'committed'
+           ORDER BY last_accessed_at, id LIMIT $2`,
+  },
+  idle: {
+    name: 'gha_idle',
+    text: `SELECT * FROM entries WHERE state = 'committed' AND last_accessed_at < $1
+           ORDER BY last_accessed_at, id LIMIT $2`,
+  },
+  commit: {
+    name: 'gha_commit',
+    text: `UPDATE entries SET state = 'committed', size_bytes = $2, committed_at = $3, last_accessed_at = $3
+           WHERE id = $1 RETURNING *`,
+  },
+  /** One statement for a batch of hits: ids, access times, URL expiries (sent as literals). */
+  touch: {
+    text: `UPDATE entries AS e
+           SET last_accessed_at = t.at, download_url_expires_at = GREATEST(e.download_url_expires_at, t.expires)
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(id, at, expires)
+           WHERE e.id = t.id`,
+  },
+  deleteEntry: { name: 'gha_delete', text: 'DELETE FROM entries WHERE id = $1 RETURNING *' },
+  owners: {
+    name: 'gha_owners',
+    text: 'SELECT blob_id, state FROM entries WHERE blob_id = ANY($1::text[])',
+  },
+  takeRateSlot: { name: 'gha_take_rate_slot', text: 'SELECT take_rate_slot($1, $2, $3, $4) AS wait' },
+  pruneRateSlots: {
+    name: 'gha_prune_rate_slots',
+    text: 'DELETE FROM rate_slots WHERE taken_at < $1',
+  },
+} as const;
