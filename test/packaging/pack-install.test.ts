@@ -71,7 +71,9 @@ describe('packed and installed with npm', () => {
     ] as const) {
       const dir = join(prefix, 'node_modules', '@gha-cache', pkg);
       const entries = (await readdir(dir)).sort();
-      expect(entries).toEqual(['README.md', 'bin', 'dist', 'package.json']);
+      // The mock also ships its web UI's static files.
+      const ui = pkg === 'mock-server' ? ['ui'] : [];
+      expect(entries).toEqual(['README.md', 'bin', 'dist', 'package.json', ...ui]);
       const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
       expect(manifest.bin).toEqual({ [name]: `./bin/${name}.js` });
       expect(JSON.stringify(manifest.dependencies ?? {})).not.toContain('workspace:');

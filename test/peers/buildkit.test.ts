@@ -170,6 +170,9 @@ describe('BuildKit type=gha cache against the mock', () => {
     expect(lookups.map((r) => [r.key?.replace(/-[0-9a-f]{8}$/, ''), r.match])).toEqual([
       ['index-other-1', 'miss'],
     ]);
+    // The miss says why: no index of this scope, and the nearest key is main's index.
+    expect(lookups[0]).toMatchObject({ client: 'buildkit', outcome: 'miss', missReason: 'no-such-key' });
+    expect(lookups[0]?.reason).toMatch(/nearest: "index-main-1-[0-9a-f]{8}#1"/);
     expect(twirp(other.requests, 'GetBlob')).toEqual([]);
   });
 

@@ -103,6 +103,9 @@ describe('sccache GHA backend against the mock', () => {
     expect(new Set(calls.map((r) => r.encoding))).toEqual(new Set(['protobuf'])); // RS is protobuf only (§6.3)
     const check = calls.filter((r) => r.key === 'sccache/.sccache_check' && r.op === 'CreateCacheEntry');
     expect(check.map((r) => r.status)).toEqual([200]);
+    // Its first lookup of the object missed because nothing had the key yet, and the log line says so.
+    const miss = calls.find((r) => r.op === 'GetCacheEntryDownloadURL' && r.key !== 'sccache/.sccache_check');
+    expect(miss).toMatchObject({ client: 'sccache', outcome: 'miss', missReason: 'no-such-key' });
     const objects = calls.filter((r) => r.op === 'CreateCacheEntry' && r.key !== 'sccache/.sccache_check');
     expect(objects.map((r) => [r.key?.replace(/[0-9a-f]{64}$/, 'HASH'), r.status])).toEqual([
       [expect.stringMatching(/^sccache\/[0-9a-f]\/[0-9a-f]\/[0-9a-f]\/HASH$/), 200],
@@ -127,6 +130,10 @@ describe('sccache GHA backend against the mock', () => {
       (r) => r.op === 'GetCacheEntryDownloadURL' && r.key !== 'sccache/.sccache_check' && r.match === 'exact',
     );
     expect(hit, JSON.stringify(calls, null, 1)).toBeDefined();
+    // The traffic journal recognises sccache and names the outcomes.
+    expect(new Set(calls.map((r) => r.client))).toEqual(new Set(['sccache']));
+    expect(hit?.outcome).toBe('hit-exact');
+    expect(check.map((r) => r.outcome)).toEqual(['conflict']);
     expect(second.requests.some((r) => r.op === 'GetBlob' && r.status !== undefined && r.status < 300)).toBe(
       true,
     );

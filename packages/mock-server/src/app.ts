@@ -7,31 +7,44 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
-import { createTokenAuthority, type TokenAuthority } from './auth/tokens.js';
+import { createTokenAuthority } from './auth/tokens.js';
 import { blobPlugin, sendAzureError } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
-import { type AdvanceableClock, type Clock, createAdvanceableClock } from './clock.js';
+import { type Clock, createAdvanceableClock } from './clock.js';
 import {
   type ConnectionTimeouts,
   fastifyConnectionOptions,
   resolveConnectionTimeouts,
   watchStalls,
 } from './connections.js';
+import type {} from './context.js';
 import { azureErrors } from './errors.js';
-import { createFaultEngine, type FaultRegistry, type FaultRuleInput } from './faults/index.js';
+import { createFaultEngine, type FaultRuleInput } from './faults/index.js';
+import {
+  createRemovalLedger,
+  journalPlugin,
+  noteRemovals,
+  openJournal,
+  type TrafficJournal,
+  trafficRoutes,
+} from './journal/index.js';
+import { createMetrics } from './metrics/metrics.js';
+import { metricsPlugin } from './metrics/plugin.js';
 import { adminPlugin } from './plugins/admin.js';
 import { faultsPlugin } from './plugins/faults.js';
 import { restPlugin } from './plugins/rest.js';
 import { badRoute, SERVICE_PATH, sendTwirpError, twirpPlugin } from './plugins/twirp.js';
 import { createPolicyEngine, type MockPolicies } from './policies/policies.js';
 import type { PolicySettings } from './policies/settings.js';
-import { createRepositoryRegistry, type RepositoryRegistry } from './repositories.js';
+import { buildReport, type InspectorRoutesOptions, inspectorRoutes } from './report/routes.js';
+import { createRepositoryRegistry } from './repositories.js';
 import { redactUrl, requestLogPlugin } from './request-log.js';
 import { securityGuardPlugin, surfaceOf } from './security/guard.js';
-import { createSeeder, type Seeder } from './seed.js';
+import { createSeeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory/index.js';
 import type { CacheStorage } from './storage/types.js';
 import type { CacheServiceDeps } from './twirp/cache-service.js';
+import { uiPlugin } from './ui/plugin.js';
 
 export interface AppOptions {
   /** Where entries and blobs live. Default: a new memory storage. */
@@ -103,33 +116,14 @@ export interface AppOptions {
    * (e.g. `{ level: 'info', stream: process.stderr }`), or a logger instance.
    */
   readonly logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The mock's state and secrets, for programmatic use and tests. */
-    mock: {
-      storage: CacheStorage;
-      tokens: TokenAuthority;
-      /** Simulated time for every policy; `advance()` it to make "8 days later" a test step. */
-      clock: AdvanceableClock;
-      /** Quota, idle expiry, rate limit and hard-quota mode, changeable at run time. */
-      policies: MockPolicies;
-      accountKey: Buffer;
-      /**
-       * Applies every policy as of `clock.now()`: drops abandoned reservations and idle entries, evicts
-       * repositories over the quota, and removes blobs retained past their last download URL. Also
-       * runs on a timer (at most a minute apart); lookups check expiry themselves.
-       */
-      sweep(): Promise<void>;
-      /** `owner/repo` ↔ repository id, for the REST and admin APIs. */
-      repositories: RepositoryRegistry;
-      /** Preloads one committed entry (see `SeedInput`). */
-      seed: Seeder;
-      /** Fault rules acting on requests: add, remove, list (with counters), clear. */
-      faults: FaultRegistry;
-    };
-  }
+  /** Requests the traffic journal keeps in memory (`GET /_admin/traffic`). Default 10,000. */
+  readonly trafficRingSize?: number;
+  /** Also append every traffic event to this NDJSON file (its last events are loaded at start). */
+  readonly trafficLog?: string;
+  /** A journal to report to instead of a new one (it is closed with the app). */
+  readonly traffic?: TrafficJournal;
+  /** `GET /metrics` also carries Node.js process metrics. Default false (the CLI turns them on). */
+  readonly processMetrics?: boolean;
 }
 
 const MINUTE = 60_000;
@@ -173,9 +167,21 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     ...(options.quotaExhausted !== undefined ? { quotaExhausted: options.quotaExhausted } : {}),
     ...(options.visibilityDelayMs !== undefined ? { visibilityDelayMs: options.visibilityDelayMs } : {}),
   };
-  const policies = createPolicyEngine({ storage, pendingTtlMs, settings });
+  // Removals are noted with their cause, so that a later miss can say what became of the entry.
+  const removals = createRemovalLedger();
+  const policyStorage = noteRemovals(storage, removals, (e, now) => {
+    if (e.state === 'pending') return e.createdAt + pendingTtlMs <= now ? 'abandoned' : 'discarded';
+    return policies.isExpired(e, now) ? 'expired' : 'evicted';
+  });
+  const policies = createPolicyEngine({ storage: policyStorage, pendingTtlMs, settings });
+  const traffic =
+    options.traffic ??
+    (await openJournal({
+      ...(options.trafficRingSize !== undefined ? { capacity: options.trafficRingSize } : {}),
+      ...(options.trafficLog !== undefined ? { file: options.trafficLog } : {}),
+    }));
   const deps: CacheServiceDeps = {
-    storage,
+    storage: policyStorage,
     clock,
     sas,
     publicUrl: options.publicUrl?.replace(/\/+$/, '') ?? '',
@@ -222,6 +228,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     const removed = await policies.sweep(clock.now());
     if (removed.abandoned + removed.idle + removed.evicted > 0) app.log.info(removed, 'sweep');
   };
+  const repositoryName = (id: string) => repositories.byId(id)?.fullName;
+  const inspector: InspectorRoutesOptions = {
+    journal: traffic,
+    removals,
+    store: {
+      listEntries: (filter) => storage.metadata.listEntries(filter),
+      listRepositoryUsage: () => storage.metadata.listRepositoryUsage(),
+      openBlob: (blobId) => storage.blobs.openBlob(blobId),
+    },
+    repositoryName,
+    repositoryId: (fullName: string) => repositories.byName(fullName)?.id,
+  };
   // The public face only: the RPCs reach the rest of the engine through `deps`.
   const mockPolicies: MockPolicies = { get: policies.get, update: policies.update, usage: policies.usage };
   const seed = createSeeder({ storage, clock, repositories });
@@ -236,6 +254,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     repositories,
     seed,
     faults,
+    traffic,
+    report: () => buildReport(inspector),
   });
   let sweeper: NodeJS.Timeout | undefined;
   app.addHook('onReady', async () => {
@@ -243,6 +263,17 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     sweeper = setInterval(() => {
       sweep().catch((err: unknown) => app.log.error({ err }, 'sweep failed'));
     }, everyMs).unref();
+  });
+  // Before the request log: its line then carries the client, the outcome and a miss's reason.
+  await app.register(journalPlugin, {
+    journal: traffic,
+    store: storage.metadata,
+    removals,
+    repositories,
+    clock,
+    accountName,
+    pendingTtlMs,
+    idleTtlMs: () => policies.get().idleTtlMs,
   });
   await app.register(requestLogPlugin);
   // Before every route: it sorts requests by path, so routes added later are covered too.
@@ -264,12 +295,26 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(blobPlugin, { storage, clock, sas, accountName, containerName });
   await app.register(restPlugin, {
     prefix: '/repos',
-    storage,
+    storage: noteRemovals(storage, removals, () => 'deleted-rest'),
     clock,
     repositories,
     ...(options.restToken !== undefined ? { token: options.restToken } : {}),
   });
-  await app.register(adminPlugin, { prefix: '/_admin' });
+  await app.register(adminPlugin, {
+    prefix: '/_admin',
+    storage: noteRemovals(storage, removals, () => 'deleted-admin'),
+  });
+  await app.register(trafficRoutes, { prefix: '/_admin', journal: traffic });
+  await app.register(inspectorRoutes, { prefix: '/_admin', ...inspector });
+  const metrics = createMetrics({
+    journal: traffic,
+    removals,
+    usage: () => storage.metadata.listRepositoryUsage(),
+    repositoryName,
+    processMetrics: options.processMetrics ?? false,
+  });
+  await app.register(metricsPlugin, { metrics });
+  await app.register(uiPlugin);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -316,6 +361,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
+    metrics.close();
+    await traffic.close();
     await storage.close();
   });
   return app;

@@ -21,6 +21,7 @@ export {
   type ConnectionTimeouts,
   DEFAULT_CONNECTION_TIMEOUTS,
 } from './connections.js';
+export type { MockContext } from './context.js';
 export { DataDirLockedError, type DataDirLockInfo } from './data-dir-lock.js';
 export { AzureError, TWIRP_STATUS, type TwirpCode, TwirpError } from './errors.js';
 export {
@@ -47,9 +48,20 @@ export {
   type ThrottleFaultAction,
   type TruncateFaultAction,
 } from './faults/index.js';
+export type { TrafficJournal } from './journal/journal.js';
+export type {
+  ClientKind,
+  MissExplanation,
+  MissReason,
+  Outcome,
+  SurfaceKind,
+  TrafficEvent,
+  TrafficFilter,
+} from './journal/types.js';
 export { type ActionsCacheJson, GitHubApiError, REST_API_VERSION } from './plugins/rest.js';
 export type { MockPolicies } from './policies/policies.js';
 export { DEFAULT_POLICY_SETTINGS, type PolicySettings, PolicySettingsError } from './policies/settings.js';
+export { type BlobMode, buildProxyApp, type ProxyAppOptions, parseUpstream } from './proxy/index.js';
 export {
   createRepositoryRegistry,
   DEFAULT_REPOSITORY,

@@ -3,8 +3,11 @@
  * `gha-cache-mock`: the CLI entry point. The only place that reads argv and the environment.
  *   gha-cache-mock serve [--port 8787] [--data-dir DIR] …   start the server, print `export …` lines
  *   gha-cache-mock token --scope refs/heads/main:rw …        print a runtime token
+ *   gha-cache-mock report [--url URL | --traffic-log FILE]    print the Markdown traffic report
+ *   gha-cache-mock proxy --upstream URL [--port 8787] …       record the traffic to another cache service
  */
-import { writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -13,8 +16,13 @@ import { DEFAULT_CONNECTION_TIMEOUTS } from './connections.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
+import type { TrafficEvent } from './journal/types.js';
+import { createPrettySink } from './log/pretty.js';
+import { buildProxyApp, parseUpstream } from './proxy/index.js';
+import { renderReport } from './report/markdown.js';
+import { summarize } from './report/summary.js';
 import { parseRepositorySpec, type Repository } from './repositories.js';
-import { createHostAllowList } from './security/hosts.js';
+import { createHostAllowList, isLoopbackHost } from './security/hosts.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
 import { DatabaseDamagedError, type VerifyReport, verifyDataDir } from './storage/verify.js';
@@ -274,6 +282,20 @@ program
       .choices(['info', 'warn', 'error', 'silent'])
       .default('info'),
   )
+  .addOption(
+    new Option(
+      '--log-format <format>',
+      'pretty: one aligned, coloured line per request; json: one JSON object per line (default: pretty on a terminal, else json)',
+    ).choices(['pretty', 'json']),
+  )
+  .option('--traffic-log <file>', 'also append every request (traffic event) to this NDJSON file')
+  .option(
+    '--traffic-ring <count>',
+    'requests kept in memory for /_admin/traffic and the UI',
+    parseCount,
+    10_000,
+  )
+  .option('--report-on-exit <file>', 'write the Markdown traffic report to this file when the server stops')
   .action(async (opts) => {
     const seeds = (await Promise.all(((opts.seed ?? []) as string[]).map((p) => loadSeedManifest(p)))).flat();
     const { dataDir, tokenSecret, accountKey } = await secretsFor(opts);
@@ -325,7 +347,10 @@ program
       // An empty GHA_CACHE_ADMIN_TOKEN counts as not set.
       ...(opts.adminToken ? { adminToken: opts.adminToken } : {}),
       ...(opts.allowedHost ? { allowedHosts: opts.allowedHost } : {}),
-      logger: { level: opts.logLevel, stream: process.stderr },
+      logger: { level: opts.logLevel, stream: logStream(opts.logFormat) },
+      ...(opts.trafficLog ? { trafficLog: resolve(opts.trafficLog) } : {}),
+      trafficRingSize: opts.trafficRing,
+      processMetrics: true,
     });
     let seeded = 0;
     for (const input of seeds) {
@@ -356,20 +381,30 @@ program
             : '') +
           '\n',
       );
-      mock.close().then(
-        ({ unfinished }) => {
-          if (unfinished > 0)
-            process.stderr.write(
-              `gha-cache-mock: cut ${unfinished} request(s) still running after the grace period\n`,
-            );
-          process.stderr.write('gha-cache-mock: closed\n');
-          process.exit(0);
-        },
-        (err: unknown) => {
-          process.stderr.write(`gha-cache-mock: close failed: ${String(err)}\n`);
-          process.exit(1);
-        },
-      );
+      const report: Promise<unknown> = opts.reportOnExit
+        ? mock.app.mock
+            .report()
+            .then((markdown) => writeFile(opts.reportOnExit, markdown))
+            .catch((err: unknown) =>
+              process.stderr.write(`gha-cache-mock: report not written: ${String(err)}\n`),
+            )
+        : Promise.resolve();
+      report
+        .then(() => mock.close())
+        .then(
+          ({ unfinished }) => {
+            if (unfinished > 0)
+              process.stderr.write(
+                `gha-cache-mock: cut ${unfinished} request(s) still running after the grace period\n`,
+              );
+            process.stderr.write('gha-cache-mock: closed\n');
+            process.exit(0);
+          },
+          (err: unknown) => {
+            process.stderr.write(`gha-cache-mock: close failed: ${String(err)}\n`);
+            process.exit(1);
+          },
+        );
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
@@ -377,6 +412,9 @@ program
     if (opts.exportFile) await writeFile(opts.exportFile, `${lines.join('\n')}\n`);
     process.stderr.write(
       `gha-cache-mock listening on ${mock.url} (storage: ${mock.storage.kind}${opts.storage === 'fs' ? ` in ${resolve(dataDir)}` : ''}${database !== undefined ? `, database ${redactUrl(database)}` : ''})\n`,
+    );
+    process.stderr.write(
+      `gha-cache-mock: web UI at ${mock.url}/_ui/ (traffic, entries, BuildKit, summary)\n`,
     );
     for (const limit of mock.storage.blobs.direct?.limitations ?? []) {
       process.stderr.write(`gha-cache-mock: with --blob-store azure, ${limit}\n`);
@@ -455,6 +493,176 @@ program
     }
     process.exit(report.findings.length > 0 && !opts.repair ? 1 : 0);
   });
+
+program
+  .command('report')
+  .description('print the Markdown summary of the traffic (for $GITHUB_STEP_SUMMARY)')
+  .option('--url <url>', 'a running mock (default http://127.0.0.1:8787)')
+  .option('--traffic-log <file>', 'read this traffic log (NDJSON) instead of asking a running mock')
+  .addOption(
+    new Option('--admin-token <token>', 'admin token of the running mock, if it requires one').env(
+      'GHA_CACHE_ADMIN_TOKEN',
+    ),
+  )
+  .action(async (opts) => {
+    if (opts.trafficLog) {
+      const events = (await readFile(opts.trafficLog, 'utf8'))
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line) as TrafficEvent];
+          } catch {
+            return [];
+          }
+        });
+      process.stdout.write(renderReport({ summary: summarize(events) }));
+      return;
+    }
+    const base = (opts.url ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
+    const res = await fetch(`${base}/_admin/report`, {
+      headers: opts.adminToken ? { authorization: `Bearer ${opts.adminToken}` } : {},
+    }).catch((err: unknown) => {
+      throw new Error(`cannot reach ${base}: ${(err as Error).message}`);
+    });
+    const body = await res.text();
+    if (!res.ok) throw new Error(`${base}/_admin/report answered ${res.status}: ${body.slice(0, 500)}`);
+    process.stdout.write(body);
+  });
+
+program
+  .command('proxy')
+  .description(
+    'record the traffic between cache clients and another cache service (API v2): forwards every call, rewrites blob URLs to go through, prints the export lines',
+  )
+  .option('--upstream <url>', 'the service to forward to (default: $ACTIONS_RESULTS_URL)')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on (0 = any free port)', parsePort, 8787)
+  .addOption(
+    new Option(
+      '--blobs <mode>',
+      'proxy: blob transfers go through the proxy too; direct: only Twirp calls do',
+    )
+      .choices(['proxy', 'direct'])
+      .default('proxy'),
+  )
+  .option(
+    '--public-url <url>',
+    'base URL of the proxy in rewritten blob URLs (default: the Host each request came to)',
+  )
+  .option(
+    '--token <token>',
+    'also print this ACTIONS_RUNTIME_TOKEN in the export lines (the proxy itself never uses it)',
+  )
+  .option(
+    '--save-entries <dir>',
+    'also write every entry that goes through as a seed (gha-cache-mock serve --seed DIR)',
+  )
+  .option('--export-file <file>', 'also write the export lines to this file once ready')
+  .addOption(
+    new Option('--log-level <level>', 'request log level (logs go to stderr)')
+      .choices(['info', 'warn', 'error', 'silent'])
+      .default('info'),
+  )
+  .addOption(
+    new Option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)').choices([
+      'pretty',
+      'json',
+    ]),
+  )
+  .option('--traffic-log <file>', 'also append every request (traffic event) to this NDJSON file')
+  .option('--traffic-ring <count>', 'requests kept in memory for /_admin/traffic', parseCount, 10_000)
+  .option('--report-on-exit <file>', 'write the Markdown traffic report to this file when the proxy stops')
+  .action(async (opts) => {
+    const upstream = opts.upstream ?? process.env.ACTIONS_RESULTS_URL;
+    if (!upstream) throw new Error('no upstream: pass --upstream <url> or set ACTIONS_RESULTS_URL');
+    const base = parseUpstream(upstream);
+    if (opts.saveEntries && opts.blobs === 'direct') {
+      throw new Error('--save-entries needs the blobs to go through the proxy: drop --blobs direct');
+    }
+    const adminTokenGenerated = opts.adminToken === undefined && !isLoopbackHost(opts.host);
+    const adminToken: string | undefined = adminTokenGenerated
+      ? randomBytes(24).toString('base64url')
+      : opts.adminToken;
+    const app = await buildProxyApp({
+      upstream: base.href,
+      ...(adminToken !== undefined ? { adminToken } : {}),
+      ...(opts.allowedHost ? { allowedHosts: opts.allowedHost } : {}),
+      blobs: opts.blobs,
+      ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+      ...(opts.saveEntries ? { saveEntriesDir: resolve(opts.saveEntries) } : {}),
+      logger: { level: opts.logLevel, stream: logStream(opts.logFormat) },
+      ...(opts.trafficLog ? { trafficLog: resolve(opts.trafficLog) } : {}),
+      trafficRingSize: opts.trafficRing,
+      processMetrics: true,
+    });
+    try {
+      await app.listen({ host: opts.host, port: opts.port });
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+    const address = app.server.address();
+    if (address === null || typeof address === 'string') throw new Error('proxy is not listening on TCP');
+    const host =
+      address.address === '0.0.0.0' || address.address === '::'
+        ? '127.0.0.1'
+        : address.family === 'IPv6'
+          ? `[${address.address}]`
+          : address.address;
+    const url = `http://${host}:${address.port}`;
+    let closing = false;
+    const shutdown = (signal: string) => {
+      if (closing) return;
+      closing = true;
+      process.stderr.write(`gha-cache-mock proxy: ${signal}, closing\n`);
+      const report: Promise<unknown> = opts.reportOnExit
+        ? app.proxy
+            .report()
+            .then((markdown) => writeFile(opts.reportOnExit, markdown))
+            .catch((err: unknown) =>
+              process.stderr.write(`gha-cache-mock proxy: report not written: ${String(err)}\n`),
+            )
+        : Promise.resolve();
+      report
+        .then(() => app.close())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            process.stderr.write(`gha-cache-mock proxy: close failed: ${String(err)}\n`);
+            process.exit(1);
+          },
+        );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    const env: Record<string, string> = {
+      ACTIONS_RESULTS_URL: `${url}/`,
+      ACTIONS_CACHE_URL: `${url}/`,
+      ...(opts.token !== undefined ? { ACTIONS_RUNTIME_TOKEN: opts.token } : {}),
+      ACTIONS_CACHE_SERVICE_V2: 'true',
+    };
+    const lines = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
+    if (opts.exportFile) await writeFile(opts.exportFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+    process.stderr.write(
+      `gha-cache-mock proxy listening on ${url}, forwarding to ${base.origin}${base.pathname === '/' ? '' : base.pathname} (blobs: ${opts.blobs})\n`,
+    );
+    process.stderr.write(
+      `gha-cache-mock proxy: traffic at ${url}/_admin/traffic, report at ${url}/_admin/report\n`,
+    );
+    if (opts.saveEntries)
+      process.stderr.write(`gha-cache-mock proxy: saving entries to ${resolve(opts.saveEntries)}\n`);
+    // Last: the export lines on stdout are the signal that everything above is ready.
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+/** Where log lines go: stderr, as JSON or through the pretty formatter. */
+function logStream(format: 'pretty' | 'json' | undefined) {
+  const pretty = format === 'pretty' || (format === undefined && process.stderr.isTTY === true);
+  if (!pretty) return process.stderr;
+  const color = process.stderr.isTTY === true && !process.env.NO_COLOR;
+  return createPrettySink(process.stderr, { color });
+}
 
 // `pnpm start -- --port N` passes a literal `--` through; no command takes operands, so drop it.
 const argv = process.argv.slice(2).filter((arg) => arg !== '--');

@@ -13,7 +13,7 @@ export interface RequestAudit {
   /** Payload bytes received (uploads) or sent (downloads). */
   bytes?: number;
   /** Anything else worth a field. */
-  [field: string]: string | number | boolean | undefined;
+  [field: string]: string | number | boolean | readonly string[] | undefined;
 }
 
 declare module 'fastify' {

@@ -2,41 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BlobStore, BlockListItem, EntryState } from '../src/storage/types.js';
-import type { ContractOptions, Fixture } from './metadata-contract.js';
-
-const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
-
-/** A body stream that delivers `data` in chunks of `chunkSize` bytes. */
-function body(data: Buffer | string, chunkSize = 7): Readable {
-  const buf = typeof data === 'string' ? Buffer.from(data) : data;
-  const chunks: Buffer[] = [];
-  for (let i = 0; i < buf.length; i += chunkSize) chunks.push(buf.subarray(i, i + chunkSize));
-  return Readable.from(chunks);
-}
-
-async function read(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Block ids in the shapes the real clients send. */
-const jsId = (i: number) =>
-  Buffer.from(`3f2504e0-4f89-11d3-9a0c-0305e82c3301${String(i).padStart(12, '0')}`).toString('base64');
-const goId = (i: number) => {
-  const b = Buffer.alloc(64);
-  Buffer.from('fb1c3e0a9d2b4c7e8f6a5b4c3d2e1f00', 'hex').copy(b);
-  b.writeUInt32BE(i, 16);
-  return b.toString('base64');
-};
-const rsId = (i: number) => {
-  const b = Buffer.alloc(16, 0xfb);
-  b.writeUInt32BE(i, 12);
-  return b.toString('base64');
-};
-
-const latest = (...ids: string[]): BlockListItem[] => ids.map((id) => ({ kind: 'latest', id }));
+import type { BlobStore, EntryState } from '../src/storage/types.js';
+import { body, type ContractOptions, type Fixture, goId, jsId, latest, read, rsId, T0 } from './fixtures.js';
 
 /**
  * The one contract every `BlobStore` backend passes. Call it from a backend's test file:

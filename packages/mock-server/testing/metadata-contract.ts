@@ -1,40 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CacheEntry, EntryIdentity, MetadataStore } from '../src/storage/types.js';
+import { type ContractOptions, type Fixture, ident, REPO, SCOPE, T0, VERSION } from './fixtures.js';
 
-/** What a backend's test file hands to a contract suite, fresh for every test. */
-export interface Fixture<T> {
-  readonly store: T;
-  /**
-   * For persistent backends: closes the current instance and opens the same data again.
-   * After it, `cleanup` must close the reopened instance.
-   */
-  readonly reopen?: () => Promise<T>;
-  /** Closes the (latest) instance and removes its data. */
-  readonly cleanup: () => Promise<void>;
-}
-
-export interface ContractOptions {
-  /** The backend keeps its data across a reopen (fixtures then provide `reopen`). Default false. */
-  readonly persistent?: boolean;
-  /**
-   * Blob stores only: the service stamps times itself (a real blob service), so `lastModified`
-   * and `createdAt` are checked for order and equality, not against the `now` passed in.
-   */
-  readonly serverTime?: boolean;
-}
-
-const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
-const REPO = '1001';
-const SCOPE = 'refs/heads/main';
-const VERSION = 'c242501c19ada3dcced7a83b074ccb8e79f816602d4125493924624b38591de2';
-
-const ident = (key: string, over: Partial<EntryIdentity> = {}): EntryIdentity => ({
-  repositoryId: REPO,
-  scope: SCOPE,
-  key,
-  version: VERSION,
-  ...over,
-});
+export type { ContractOptions, Fixture } from './fixtures.js';
 
 /**
  * The one contract every `MetadataStore` backend passes. Call it from a backend's test file:

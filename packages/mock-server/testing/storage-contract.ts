@@ -1,46 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BlockListItem, CacheEntry, CacheStorage, EntryIdentity } from '../src/storage/types.js';
-import type { ContractOptions, Fixture } from './metadata-contract.js';
-
-const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
-const REPO = '1001';
-const SCOPE = 'refs/heads/main';
-const VERSION = 'c242501c19ada3dcced7a83b074ccb8e79f816602d4125493924624b38591de2';
-
-const ident = (key: string, over: Partial<EntryIdentity> = {}): EntryIdentity => ({
-  repositoryId: REPO,
-  scope: SCOPE,
-  key,
-  version: VERSION,
-  ...over,
-});
-
-/** A body stream that delivers `data` in chunks of `chunkSize` bytes. */
-function body(data: Buffer | string, chunkSize = 7): Readable {
-  const buf = typeof data === 'string' ? Buffer.from(data) : data;
-  const chunks: Buffer[] = [];
-  for (let i = 0; i < buf.length; i += chunkSize) chunks.push(buf.subarray(i, i + chunkSize));
-  return Readable.from(chunks);
-}
-
-async function read(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Block ids in the shapes the real clients send. */
-const jsId = (i: number) =>
-  Buffer.from(`3f2504e0-4f89-11d3-9a0c-0305e82c3301${String(i).padStart(12, '0')}`).toString('base64');
-const rsId = (i: number) => {
-  const b = Buffer.alloc(16, 0xfb);
-  b.writeUInt32BE(i, 12);
-  return b.toString('base64');
-};
-
-const latest = (...ids: string[]): BlockListItem[] => ids.map((id) => ({ kind: 'latest', id }));
+import type { CacheEntry, CacheStorage, EntryIdentity } from '../src/storage/types.js';
+import {
+  body,
+  type ContractOptions,
+  type Fixture,
+  ident,
+  jsId,
+  latest,
+  REPO,
+  read,
+  rsId,
+  SCOPE,
+  T0,
+  VERSION,
+} from './fixtures.js';
 
 /**
  * What a metadata store and a blob store do together (`composeStorage`): deletes that keep issued

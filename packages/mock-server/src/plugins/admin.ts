@@ -11,15 +11,14 @@ import type {
   FastifyReply,
   FastifyRequest,
 } from 'fastify';
-// `app.mock` is declared in app.ts; this import makes incremental builds recheck this file when it changes.
-import type {} from '../app.js';
+import type {} from '../context.js';
 import { parseDurationMs } from '../duration.js';
 import { TwirpError } from '../errors.js';
 import { type FaultRuleInput, FaultSpecError } from '../faults/types.js';
 import { PolicySettingsError } from '../policies/settings.js';
 import type { RepositoryRegistry } from '../repositories.js';
 import type { SeedConflict } from '../seed.js';
-import type { CacheEntry, EntryState } from '../storage/types.js';
+import type { CacheEntry, CacheStorage, EntryState } from '../storage/types.js';
 import { queryOf } from './query.js';
 
 const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
@@ -117,8 +116,14 @@ async function seedRoute(app: FastifyInstance): Promise<void> {
   });
 }
 
-export const adminPlugin: FastifyPluginAsync = async (app) => {
-  const { storage, repositories } = app.mock;
+export interface AdminPluginOptions {
+  /** The storage the routes read and delete through. Default `app.mock.storage`. */
+  readonly storage?: CacheStorage;
+}
+
+export const adminPlugin: FastifyPluginAsync<AdminPluginOptions> = async (app, options) => {
+  const { repositories } = app.mock;
+  const storage = options.storage ?? app.mock.storage;
 
   // The UI labels every state-changing call JSON, a bodiless DELETE or reset included: empty is no body.
   const parseJson = app.getDefaultJsonParser('error', 'error');

@@ -27,6 +27,12 @@ export interface RpcAudit {
   entryId?: number;
   /** Entries a Finalize evicted to fit the quota. */
   evicted?: number;
+  /** For the traffic journal: what was asked, what was found, and a refusal answered with 200. */
+  version?: string;
+  restoreKeys?: readonly string[];
+  matchedKey?: string;
+  outcome?: 'write-denied' | 'error';
+  reason?: string;
 }
 
 export interface CreateRequest {
@@ -123,8 +129,12 @@ function writeIdentity(
   audit: RpcAudit,
 ): EntryIdentity | undefined {
   audit.key = req.key;
+  audit.version = req.version;
   const scope = writeScope(identity);
-  if (!scope) return undefined;
+  if (!scope) {
+    audit.outcome = 'write-denied';
+    return undefined;
+  }
   audit.scope = scope.scope;
   checkKey(req.key);
   checkVersion(req.version);
@@ -196,6 +206,7 @@ export async function finalizeCacheEntryUpload(
     const message = blob
       ? `uploaded size ${blob.size} does not match size_bytes ${req.sizeBytes}`
       : `nothing was uploaded for this entry (size_bytes ${req.sizeBytes})`;
+    Object.assign(audit, { outcome: 'error', reason: message });
     return { ok: false, entryId: 0n, message };
   }
   const committed = await deps.storage.metadata.commitEntry(entry.id, blob.size, now);
@@ -213,7 +224,7 @@ export async function getCacheEntryDownloadUrl(
   req: GetRequest,
   audit: RpcAudit = {},
 ): Promise<GetResponse> {
-  audit.key = req.key;
+  Object.assign(audit, { key: req.key, version: req.version, restoreKeys: req.restoreKeys });
   const scopes = readScopes(identity);
   if (scopes.length === 0) throw new TwirpError('permission_denied', READ_DENIED);
   checkKey(req.key);
@@ -259,7 +270,7 @@ export async function getCacheEntryDownloadUrl(
       if (!entry) continue;
       const expiresAt = now + deps.downloadUrlTtlMs;
       await metadata.touchEntry(entry.id, now, expiresAt);
-      Object.assign(audit, { match: kind, scope, entryId: entry.id });
+      Object.assign(audit, { match: kind, scope, entryId: entry.id, matchedKey: entry.key });
       return {
         ok: true,
         signedDownloadUrl: storage.blobs.direct

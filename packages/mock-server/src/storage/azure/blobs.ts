@@ -271,6 +271,7 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
       limitations: [
         'blob-side fault rules (ops PutBlob, PutBlock, PutBlockList, GetBlob, HeadBlob) never fire: clients talk to Azure Blob Storage directly',
         'the simulated clock does not move SAS expiry: Azure checks it against real time',
+        'the traffic journal, the UI and /metrics see no blob operations (no blob events, no bytes uploaded or downloaded)',
       ],
       uploadUrl: (blobId, ttlMs) => sign(blobId, 'cw', ttlMs),
       downloadUrl: (blobId, ttlMs) => sign(sealedName(blobId), 'r', ttlMs),

@@ -1,0 +1,16 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { MockMetrics } from './metrics.js';
+
+export interface MetricsPluginOptions {
+  readonly metrics: MockMetrics;
+}
+
+/** `GET /metrics`: the Prometheus text format. */
+export const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (app, { metrics }) => {
+  app.get('/metrics', async (_request, reply) =>
+    reply
+      .type(metrics.contentType)
+      .header('cache-control', 'no-store')
+      .send(await metrics.render()),
+  );
+};
