@@ -47,6 +47,17 @@ export interface TokenAuthority {
 
 const DEFAULT_TTL_MS = 6 * 60 * 60 * 1000;
 
+/** How many verified tokens `verifyAuthorization` remembers (a job holds one; a test suite a few). */
+const VERIFIED_CACHE_SIZE = 1024;
+
+/** A token whose signature and claims checked out: what it grants and when, re-checked on each use. */
+interface VerifiedToken {
+  readonly identity: TokenIdentity;
+  /** Unix seconds; `undefined` only for an insecure authority's tokens without the claim. */
+  readonly exp: number | undefined;
+  readonly nbf: number | undefined;
+}
+
 const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
 
 const unauthenticated = (msg: string) => new TwirpError('unauthenticated', msg);
@@ -87,6 +98,15 @@ function parseScopes(ac: unknown): TokenScope[] {
 export function createTokenAuthority(options: TokenAuthorityOptions): TokenAuthority {
   const { secret, insecure = false, defaultRepositoryId = '1' } = options;
   const sign = (input: string) => createHmac('sha256', secret).update(input).digest();
+  // Keyed by the exact token string, filled only after a full check: a hit skips decoding and the
+  // HMAC, never the `exp`/`nbf` check against the clock of the request. Oldest out first.
+  const verified = new Map<string, VerifiedToken>();
+  const inTimeFrame = (t: VerifiedToken, now: number): TokenIdentity => {
+    const seconds = now / 1000;
+    if (t.exp !== undefined && t.exp <= seconds) throw unauthenticated('token has expired');
+    if (t.nbf !== undefined && t.nbf > seconds) throw unauthenticated('token is not valid yet');
+    return t.identity;
+  };
 
   return {
     mint({ scopes, repositoryId, ttlMs = DEFAULT_TTL_MS, now = Date.now() } = {}) {
@@ -113,7 +133,10 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     verifyAuthorization(header, now) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
       if (!match) throw unauthenticated('missing "Authorization: Bearer <token>" header');
-      const parts = match[1]!.split('.');
+      const token = match[1]!;
+      const known = verified.get(token);
+      if (known) return inTimeFrame(known, now);
+      const parts = token.split('.');
       if (parts.length !== 3) throw unauthenticated('the bearer token is not a JWT');
       const [h, p, s] = parts as [string, string, string];
       let headerJson: Record<string, unknown>;
@@ -141,10 +164,11 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
           throw unauthenticated('token signature is invalid');
         }
       }
+      const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
+      const nbf = typeof claims.nbf === 'number' ? claims.nbf : undefined;
       const seconds = now / 1000;
-      if (typeof claims.exp === 'number' && claims.exp <= seconds) throw unauthenticated('token has expired');
-      if (typeof claims.nbf === 'number' && claims.nbf > seconds)
-        throw unauthenticated('token is not valid yet');
+      if (exp !== undefined && exp <= seconds) throw unauthenticated('token has expired');
+      if (nbf !== undefined && nbf > seconds) throw unauthenticated('token is not valid yet');
       if (!insecure && (typeof claims.exp !== 'number' || typeof claims.nbf !== 'number')) {
         throw unauthenticated('token must carry numeric "exp" and "nbf" claims');
       }
@@ -155,7 +179,11 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
           : typeof repo === 'number'
             ? String(repo)
             : defaultRepositoryId;
-      return { repositoryId, scopes: parseScopes(claims.ac) };
+      const scopes = Object.freeze(parseScopes(claims.ac).map((s) => Object.freeze(s)));
+      const identity: TokenIdentity = Object.freeze({ repositoryId, scopes });
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(token, { identity, exp, nbf });
+      return identity;
     },
   };
 }

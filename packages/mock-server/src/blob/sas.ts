@@ -64,9 +64,21 @@ export interface SasSigner {
   verify(input: SasVerifyInput): VerifiedSas;
 }
 
+/** The last two seconds formatted (a signed URL has two dates, `st` and `se`). */
+const formatted: [number, string][] = [
+  [Number.NaN, ''],
+  [Number.NaN, ''],
+];
+
 /** `YYYY-MM-DDThh:mm:ssZ` (whole seconds, UTC), the SAS date format. */
 export function formatSasDate(ms: number): string {
-  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
+  // URLs signed in the same second share their dates: format each second once.
+  const second = Math.floor(ms / 1000);
+  for (const [s, text] of formatted) if (s === second) return text;
+  const text = `${new Date(ms).toISOString().slice(0, 19)}Z`;
+  formatted.pop();
+  formatted.unshift([second, text]);
+  return text;
 }
 
 const SAS_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?Z)?$/;
@@ -173,15 +185,25 @@ export function createSasSigner(options: SasSignerOptions): SasSigner {
   }
   if (options.accountKey.length === 0) throw new TypeError('accountKey must not be empty');
   const key = Buffer.from(options.accountKey);
+  // `<publicBaseUrl path>/<account>/<container>/` resolved against the base URL as `new URL` does
+  // (its query and fragment dropped), for the last base and container signed: one parse, not two
+  // per URL (the base is fixed, or the Host of each request).
+  let memo: { base: string; container: string; prefix: string } | undefined;
+  const containerPrefix = (publicBaseUrl: string, containerName: string): string => {
+    if (memo?.base === publicBaseUrl && memo.container === containerName) return memo.prefix;
+    const base = new URL(publicBaseUrl);
+    const dir = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+    const path = `${encodeURIComponent(accountName)}/${encodeURIComponent(containerName)}/`;
+    const prefix = new URL(`${dir}${path}`, base).href;
+    memo = { base: publicBaseUrl, container: containerName, prefix };
+    return prefix;
+  };
 
   return {
     accountName,
 
     signBlobUrl(publicBaseUrl, containerName, blobId, permissions, expiresAt, now) {
-      const base = new URL(publicBaseUrl);
-      const dir = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
-      const path = [accountName, containerName, blobId].map(encodeURIComponent).join('/');
-      const url = new URL(`${dir}${path}`, base);
+      const prefix = containerPrefix(publicBaseUrl, containerName);
       const fields: SasFields = {
         sp: permissions,
         st: formatSasDate(now - START_SKEW_MS),
@@ -200,7 +222,7 @@ export function createSasSigner(options: SasSignerOptions): SasSigner {
       };
       const sig = hmac(key, blobStringToSign(fields, accountName, containerName, blobId)!);
       // URLSearchParams percent-encodes every reserved character (`:` `+` `/` `=`).
-      url.search = new URLSearchParams({
+      const search = new URLSearchParams({
         sv: fields.sv,
         st: fields.st,
         se: fields.se,
@@ -208,7 +230,10 @@ export function createSasSigner(options: SasSignerOptions): SasSigner {
         sp: fields.sp,
         sig,
       }).toString();
-      return url.toString();
+      const name = encodeURIComponent(blobId);
+      // A dot segment resolves against the directory, as the URL parser does it.
+      if (name === '.' || name === '..') return new URL(`${name}?${search}`, prefix).href;
+      return `${prefix}${name}?${search}`;
     },
 
     verify({ containerName, blobName, query, now, anyOfPermissions }) {

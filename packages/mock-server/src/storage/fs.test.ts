@@ -346,7 +346,7 @@ describe('fs storage on disk', () => {
       await s.metadata.commitEntry(e.id, 1, T0);
       await s.metadata.touchEntry(e.id, T0 + 1, T0 + 2);
     }
-    // wal_autocheckpoint is 1000 pages (4 MiB); without checkpoints this run writes ~100 MiB.
+    // wal_autocheckpoint is 3,072 pages (12 MiB); without checkpoints this run writes ~100 MiB.
     expect(statSync(join(dataDir, 'meta.sqlite-wal')).size).toBeLessThan(16 * 1024 * 1024);
   });
 

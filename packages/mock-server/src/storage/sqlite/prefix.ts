@@ -25,7 +25,7 @@ export function prefixUpperBound(prefix: string): string | undefined {
  * over a key range. Two index walks run in growing steps, and the first to finish answers:
  * newest-first by id (finishes at the first key with the prefix) and the key range (finishes at
  * its end). Cost: O(min(range size, newer non-matching entries)), so both a broad restore key
- * (`npm-`) and a selective one take a few index steps.
+ * (`npm-`) and a selective one take a few index steps; a range of fewer than 16 keys takes one.
  */
 export function newestIdWithPrefix(
   q: EntryStatements,
@@ -35,6 +35,10 @@ export function newestIdWithPrefix(
   prefix: string,
 ): number | undefined {
   const upper = prefixUpperBound(prefix) ?? NO_UPPER_BOUND;
+  // A selective prefix (the common case: a restore key that names a few entries) is answered by
+  // the first range step alone, without a walk of the newest entries.
+  const first = q.rangeMatch.get(repositoryId, scope, version, prefix, upper, 16)!;
+  if (first.n < 16) return first.newest ?? undefined;
   for (let offset = 0, step = 16; ; offset += step, step *= 8) {
     const recent = q.recentMatch.get(repositoryId, scope, version, step, offset, prefix, upper);
     if (recent != null) return recent;

@@ -1,0 +1,185 @@
+// BuildKit's upload pattern beside its limit: go-actions-cache uploads a layer as 1 MiB Put Blocks one
+// at a time (88-character block ids), then one Put Block List, then Finalize. One layer of --blocks MiB
+// that way against the mock (`gha-cache-mock serve`, fs storage, request log off), against --blocks
+// sequential 1 MiB PUTs (Put Blob) to the raw node:http-to-disk server (bench/raw-server.mjs) of the
+// same run. Interleaved, median of --runs; keep-alive connection, like azcore's.
+// The mock's time covers Put Blocks + Put Block List (+ Finalize, reported apart); Create is untimed.
+//
+//   node bench/buildkit-pattern.mjs [--blocks 256] [--runs 5] [--mock-main F] [--cpu-prof]
+// --cpu-prof writes a V8 profile of the mock to bench/.out/prof/.
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const { values: args } = parseArgs({
+  options: {
+    blocks: { type: 'string', default: '256' },
+    runs: { type: 'string', default: '5' },
+    'mock-main': { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+  },
+});
+const BLOCKS = Number(args.blocks);
+const RUNS = Number(args.runs);
+const MOCK_MAIN = args['mock-main'] ?? join(dirname(require.resolve('@gha-cache/mock-server')), 'main.js');
+const MiB = 1024 * 1024;
+const SERVICE = '/twirp/github.actions.results.api.v1.CacheService';
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+const block = randomFillSync(Buffer.allocUnsafe(MiB));
+
+function send(url, method, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method, agent, headers: { 'content-length': body.length, ...headers } },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          if (res.statusCode >= 300) reject(new Error(`${method} ${url}: ${res.statusCode} ${text}`));
+          else resolve(text);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const children = new Set();
+function start(nodeArgs, ready) {
+  const child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  const state = {};
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const r = ready(line, state);
+      if (r) resolve({ child, ...r });
+    });
+    child.on('exit', (code) => reject(new Error(`${nodeArgs[0]} exited ${code}`)));
+  });
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'gha-cache-bench-buildkit-'));
+try {
+  const mock = await start(
+    [
+      ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(here, '.out', 'prof')}`] : []),
+      MOCK_MAIN,
+      'serve',
+      '--port',
+      '0',
+      '--data-dir',
+      join(dir, 'mock'),
+      '--log-level',
+      'silent',
+    ],
+    (line, s) => {
+      const m = /^export (\w+)=(.*)$/.exec(line);
+      if (m) s[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
+      return s.ACTIONS_RESULTS_URL && s.ACTIONS_RUNTIME_TOKEN
+        ? { url: s.ACTIONS_RESULTS_URL.replace(/\/$/, ''), token: s.ACTIONS_RUNTIME_TOKEN }
+        : undefined;
+    },
+  );
+  const raw = await start([join(here, 'raw-server.mjs'), join(dir, 'raw')], (line) => {
+    const m = /^READY (\d+)$/.exec(line);
+    return m ? { url: `http://127.0.0.1:${m[1]}` } : undefined;
+  });
+  const rpc = async (method, body) =>
+    JSON.parse(
+      await send(`${mock.url}${SERVICE}/${method}`, 'POST', Buffer.from(JSON.stringify(body)), {
+        'content-type': 'application/json',
+        authorization: `Bearer ${mock.token}`,
+      }),
+    );
+  const version = createHash('sha256').update('bench-buildkit').digest('hex');
+  const AZ = { 'x-ms-version': '2024-11-04' };
+
+  async function mockLayer(n) {
+    const key = `buildkit-blob-${n}`;
+    const { signed_upload_url: url } = await rpc('CreateCacheEntry', { key, version });
+    const started = performance.now();
+    const ids = [];
+    for (let i = 0; i < BLOCKS; i++) {
+      // go-actions-cache: base64 of a 64-byte id (88 characters).
+      const id = Buffer.from(`${String(n).padStart(8, '0')}${String(i).padStart(56, '0')}`).toString(
+        'base64',
+      );
+      ids.push(id);
+      await send(`${url}&comp=block&blockid=${encodeURIComponent(id)}`, 'PUT', block, AZ);
+    }
+    const xml = `<?xml version="1.0" encoding="utf-8"?><BlockList>${ids.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
+    await send(`${url}&comp=blocklist`, 'PUT', Buffer.from(xml), {
+      ...AZ,
+      'content-type': 'application/xml',
+    });
+    const uploaded = performance.now();
+    const f = await rpc('FinalizeCacheEntryUpload', { key, version, size_bytes: String(BLOCKS * MiB) });
+    if (!f.ok) throw new Error(`Finalize: ${JSON.stringify(f)}`);
+    return { ms: uploaded - started, finalizeMs: performance.now() - uploaded };
+  }
+  async function rawLayer(n) {
+    const started = performance.now();
+    for (let i = 0; i < BLOCKS; i++) {
+      await send(`${raw.url}/account/container/layer-${n}-${i}`, 'PUT', block, {
+        ...AZ,
+        'x-ms-blob-type': 'BlockBlob',
+      });
+    }
+    return { ms: performance.now() - started };
+  }
+
+  const res = { mock: [], raw: [], finalize: [] };
+  for (let run = -1; run < RUNS; run++) {
+    const m = await mockLayer(run + 1);
+    const r = await rawLayer(run + 1);
+    process.stderr.write(
+      `#${run + 1} mock ${m.ms.toFixed(0)} ms (+ Finalize ${m.finalizeMs.toFixed(0)} ms), raw ${r.ms.toFixed(0)} ms, ratio ${(r.ms / m.ms).toFixed(2)}\n`,
+    );
+    if (run < 0) continue;
+    res.mock.push(m.ms);
+    res.raw.push(r.ms);
+    res.finalize.push(m.finalizeMs);
+  }
+  const rate = (ms) => ((BLOCKS * 1000) / ms).toFixed(0);
+  process.stdout.write(
+    [
+      `| target | median ms for ${BLOCKS} × 1 MiB | requests/s | runs ms |`,
+      '| --- | ---: | ---: | --- |',
+      `| mock: Put Block × ${BLOCKS} + Put Block List | ${median(res.mock).toFixed(0)} | ${rate(median(res.mock))} | ${res.mock.map((x) => x.toFixed(0)).join(', ')} |`,
+      `| raw node:http: PUT × ${BLOCKS} | ${median(res.raw).toFixed(0)} | ${rate(median(res.raw))} | ${res.raw.map((x) => x.toFixed(0)).join(', ')} |`,
+      '',
+      `mock / raw rate: ${(median(res.raw) / median(res.mock)).toFixed(2)} (target ≥ 0.7); Finalize after it: median ${median(res.finalize).toFixed(0)} ms.`,
+      '',
+    ].join('\n'),
+  );
+} finally {
+  agent.destroy();
+  await Promise.all(
+    [...children].map(
+      (c) =>
+        new Promise((r) => {
+          c.once('exit', r);
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+  await rm(dir, { recursive: true, force: true });
+}
