@@ -109,6 +109,30 @@ describe.each(LIBS)('%s', (_name, lib) => {
     expect(await digestTree(dir)).toEqual(await digestTree(await freshDir({ 'f.txt': 'first' })));
   });
 
+  it("with GitHub's visibility delay: a restore right after the save misses, a second save is refused, later it hits", async () => {
+    mock.app.mock.policies.update({ visibilityDelayMs: 5000 });
+    try {
+      const dir = await freshDir({ 'f.txt': 'eventually' });
+      const before = await digestTree(dir);
+      const key = `visibility-${_name}`;
+      expect(await lib.saveCache([dir], key)).toBeGreaterThan(0);
+      await rm(dir, { recursive: true });
+      // The next job step restores at once: the entry is committed but not visible yet.
+      expect(await lib.restoreCache([dir], key)).toBeUndefined();
+      // A job that saves the same key meanwhile is told another job may be creating it (409).
+      await writeTree(dir, { 'f.txt': 'second' });
+      const again = await withRuntimeToken(mock.token, () => lib.saveCache([dir], key));
+      expect(again.result).toBe(-1);
+      expect(again.output).toMatch(/another job may be creating this cache/);
+      await rm(dir, { recursive: true });
+      mock.app.mock.clock.advance(5000);
+      expect(await lib.restoreCache([dir], key)).toBe(key);
+      expect(await digestTree(dir)).toEqual(before);
+    } finally {
+      mock.app.mock.policies.update({ visibilityDelayMs: 0 });
+    }
+  });
+
   it('a read-only token restores but cannot save', async () => {
     const dir = await freshDir({ 'f.txt': 'ro' });
     const key = `ro-${_name}`;

@@ -268,3 +268,42 @@ describe('BuildKit type=gha cache against the mock', () => {
     });
   });
 });
+
+describe("BuildKit with GitHub's visibility delay (a committed entry shows to lookups only after 5 s)", () => {
+  beforeAll(() => {
+    mock.app.mock.policies.update({ visibilityDelayMs: 5000 });
+  });
+  afterAll(() => {
+    mock.app.mock.policies.update({ visibilityDelayMs: 0 });
+  });
+
+  it('an import right after the export finds no cache; a re-export meanwhile; once the delay passes every layer is CACHED', async () => {
+    const exported = await buildFresh('vis-export', { exportCache: gha('vis', ',mode=max') });
+    expect(exported.code).toBe(0);
+    const immediate = await buildFresh('vis-import-now', { importCache: gha('vis') });
+    expect(cachedSteps(immediate)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, false])));
+    const indexLookups = twirp(immediate.requests, 'GetCacheEntryDownloadURL').filter((r) =>
+      r.key?.startsWith('index-vis-1-'),
+    );
+    expect(indexLookups.map((r) => r.match)).toEqual(['miss']);
+    expect(twirp(immediate.requests, 'GetBlob')).toEqual([]);
+
+    // The next job exports the same build before the delay has passed: BuildKit sees no blob of the
+    // first export, reserves each again, gets 409 already_exists and carries on (the build passes).
+    const reexport = await buildFresh('vis-reexport', {
+      exportCache: gha('vis', ',mode=max'),
+      allowFailure: true,
+    });
+    const creates = twirp(reexport.requests, 'CreateCacheEntry');
+    console.log(
+      `[visibility] re-export within the delay: exit ${reexport.code}, Creates ${JSON.stringify(creates.map((r) => [r.key, r.status]))}`,
+    );
+    expect(reexport.code).toBe(0);
+    expect(creates.some((r) => r.status === 409)).toBe(true);
+
+    mock.app.mock.clock.advance(5000);
+    const later = await buildFresh('vis-import-later', { importCache: gha('vis') });
+    expect(cachedSteps(later)).toEqual(Object.fromEntries(COPY_STEPS.map((s) => [s, true])));
+    expect(await digestTree(later.output)).toEqual(await digestTree(exported.output));
+  });
+});

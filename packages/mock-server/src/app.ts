@@ -11,6 +11,12 @@ import { createTokenAuthority } from './auth/tokens.js';
 import { blobPlugin, sendAzureError } from './blob/index.js';
 import { createSasSigner } from './blob/sas.js';
 import { type Clock, createAdvanceableClock } from './clock.js';
+import {
+  type ConnectionTimeouts,
+  fastifyConnectionOptions,
+  resolveConnectionTimeouts,
+  watchStalls,
+} from './connections.js';
 import type {} from './context.js';
 import { azureErrors } from './errors.js';
 import { createFaultEngine, type FaultRuleInput } from './faults/index.js';
@@ -76,6 +82,8 @@ export interface AppOptions {
   readonly rateLimitPerMinute?: number | null;
   /** Hard-quota mode: Create and Finalize answer 412 `insufficient usage`. Default false. */
   readonly quotaExhausted?: boolean;
+  /** A committed entry stays invisible to lookups for this long after its Finalize (GitHub's eventual consistency). Default 0. */
+  readonly visibilityDelayMs?: number;
   /** Repository for tokens without `repository_id`. Default `"1"`. */
   readonly defaultRepositoryId?: string;
   /** `owner/repo` of `defaultRepositoryId`, for the REST API. Default `octo-org/octo-repo`. */
@@ -94,6 +102,11 @@ export interface AppOptions {
    * `publicUrl`'s host; `.example.com` also accepts its subdomains. Other names get 421 (DNS rebinding).
    */
   readonly allowedHosts?: readonly string[];
+  /**
+   * Connection timeouts (headers, idle keep-alive, stalled transfers); see `ConnectionTimeouts` for the
+   * defaults and why. Only matter once the app listens.
+   */
+  readonly timeouts?: Partial<ConnectionTimeouts>;
   /** Largest Twirp request body. Default 1 MiB. */
   readonly twirpBodyLimitBytes?: number;
   /** Fault rules active from the start (see `app.mock.faults` and the README's "Faults"). Default none. */
@@ -152,6 +165,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     ...(options.idleTtlMs !== undefined ? { idleTtlMs: options.idleTtlMs } : {}),
     ...(options.rateLimitPerMinute !== undefined ? { rateLimitPerMinute: options.rateLimitPerMinute } : {}),
     ...(options.quotaExhausted !== undefined ? { quotaExhausted: options.quotaExhausted } : {}),
+    ...(options.visibilityDelayMs !== undefined ? { visibilityDelayMs: options.visibilityDelayMs } : {}),
   };
   // Removals are noted with their cause, so that a later miss can say what became of the entry.
   const removals = createRemovalLedger();
@@ -177,11 +191,13 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     policies,
   };
 
+  const timeouts = resolveConnectionTimeouts(options.timeouts);
   const { logger = false } = options;
   const isInstance = typeof logger === 'object' && typeof (logger as FastifyBaseLogger).child === 'function';
   const app = Fastify({
     ...(isInstance ? { loggerInstance: logger as FastifyBaseLogger } : { logger: logger as boolean }),
     exposeHeadRoutes: false,
+    ...fastifyConnectionOptions(timeouts),
     // requestLogPlugin writes one line per request instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // Blob bodies stream through; Twirp bodies have their own limit.
@@ -207,6 +223,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         .send(JSON.stringify({ code: 'bad_request', msg: message }));
     },
   });
+  watchStalls(app.server, timeouts.stallTimeoutMs);
   const sweep = async () => {
     const removed = await policies.sweep(clock.now());
     if (removed.abandoned + removed.idle + removed.evicted > 0) app.log.info(removed, 'sweep');

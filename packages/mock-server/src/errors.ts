@@ -148,6 +148,13 @@ export const azureErrors = {
   invalidInput: (message: string) => new AzureError(400, 'InvalidInput', message),
   invalidUri: () =>
     new AzureError(400, 'InvalidUri', 'The requested URI does not represent any resource on the server.'),
+  /** A write that did not fit on the data directory's disk: 500 as any server fault, so clients retry or give up. */
+  outOfSpace: () =>
+    new AzureError(
+      500,
+      'InternalError',
+      'The server encountered an internal error: no space left on its data directory. Please retry the request.',
+    ),
   internal: () =>
     new AzureError(
       500,
@@ -155,3 +162,19 @@ export const azureErrors = {
       'The server encountered an internal error. Please retry the request.',
     ),
 } as const;
+
+/**
+ * Whether `err` (or its cause) says the data directory's disk or quota is full: `ENOSPC`/`EDQUOT` from a
+ * file write, `SQLITE_FULL` from the database.
+ */
+export function isOutOfSpace(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
+  }
+  return false;
+}
+
+/** The Twirp message of a metadata write that did not fit. */
+export const OUT_OF_SPACE_MSG =
+  'no space left on the data directory of the cache service: nothing was changed';

@@ -17,7 +17,12 @@ export {
   type ManualClock,
   systemClock,
 } from './clock.js';
+export {
+  type ConnectionTimeouts,
+  DEFAULT_CONNECTION_TIMEOUTS,
+} from './connections.js';
 export type { MockContext } from './context.js';
+export { DataDirLockedError, type DataDirLockInfo } from './data-dir-lock.js';
 export { AzureError, TWIRP_STATUS, type TwirpCode, TwirpError } from './errors.js';
 export {
   type DropFaultAction,
@@ -86,6 +91,7 @@ export {
   type SeedResult,
 } from './seed.js';
 export {
+  type CloseOptions,
   loadSecrets,
   type MockServer,
   type MockServerEnv,
@@ -123,3 +129,10 @@ export {
   StorageError,
   type StorageErrorCode,
 } from './storage/index.js';
+export {
+  DatabaseDamagedError,
+  type Finding,
+  type FindingKind,
+  type VerifyReport,
+  verifyDataDir,
+} from './storage/verify.js';

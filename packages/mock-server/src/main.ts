@@ -12,6 +12,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createTokenAuthority, parseScopeSpec, type TokenScope } from './auth/tokens.js';
+import { DEFAULT_CONNECTION_TIMEOUTS } from './connections.js';
+import { acquireDataDirLock } from './data-dir-lock.js';
 import { parseDurationMs } from './duration.js';
 import { type FaultRuleInput, parseFaultSpec } from './faults/index.js';
 import type { TrafficEvent } from './journal/types.js';
@@ -23,6 +25,7 @@ import { parseRepositorySpec, type Repository } from './repositories.js';
 import { createHostAllowList, isLoopbackHost } from './security/hosts.js';
 import { loadSeedManifest } from './seed.js';
 import { loadSecrets, startMockServer } from './server.js';
+import { DatabaseDamagedError, type VerifyReport, verifyDataDir } from './storage/verify.js';
 
 function defaultDataDir(): string {
   const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
@@ -209,6 +212,11 @@ program
   )
   .option('--quota-exhausted', 'hard-quota mode: Create and Finalize answer 412 "insufficient usage"', false)
   .option(
+    '--visibility-delay <duration>',
+    "hide a committed entry from lookups for this long after its Finalize, as GitHub's eventual consistency does (default: 0, off)",
+    parseDuration,
+  )
+  .option(
     '--clock-offset <duration>',
     'start with simulated time this far ahead of real time',
     parseDuration,
@@ -244,6 +252,30 @@ program
   .option(
     '--export-file <file>',
     'also write the export lines to this file once ready (not --env-file: Node 20 claims that flag)',
+  )
+  .option(
+    '--shutdown-grace <duration>',
+    'on SIGTERM/SIGINT, let requests in flight finish for this long before closing',
+    parseDuration,
+    10_000,
+  )
+  .option(
+    '--headers-timeout <duration>',
+    'most time a client may take to send request headers (then 408)',
+    parseDuration,
+    DEFAULT_CONNECTION_TIMEOUTS.headersTimeoutMs,
+  )
+  .option(
+    '--keep-alive-timeout <duration>',
+    'close an idle keep-alive connection after this long',
+    parseDuration,
+    DEFAULT_CONNECTION_TIMEOUTS.keepAliveTimeoutMs,
+  )
+  .option(
+    '--stall-timeout <duration>',
+    'drop a request whose connection moves no byte for this long (0 = never)',
+    parseDuration,
+    DEFAULT_CONNECTION_TIMEOUTS.stallTimeoutMs,
   )
   .addOption(
     new Option('--log-level <level>', 'request log level (logs go to stderr)')
@@ -296,6 +328,13 @@ program
       ...(opts.idleTtl !== undefined ? { idleTtlMs: offToNull(opts.idleTtl) } : {}),
       ...(opts.rateLimit !== undefined ? { rateLimitPerMinute: offToNull(opts.rateLimit) } : {}),
       quotaExhausted: opts.quotaExhausted,
+      ...(opts.visibilityDelay !== undefined ? { visibilityDelayMs: opts.visibilityDelay } : {}),
+      shutdownGraceMs: opts.shutdownGrace,
+      timeouts: {
+        headersTimeoutMs: opts.headersTimeout,
+        keepAliveTimeoutMs: opts.keepAliveTimeout,
+        stallTimeoutMs: opts.stallTimeout,
+      },
       ...(opts.fault ? { faults: opts.fault } : {}),
       ...(opts.repository
         ? {
@@ -326,11 +365,22 @@ program
     mock.app.mock.clock.advance(opts.clockOffset);
     const token = mock.mintToken(opts.scope, { ttlMs: opts.tokenTtl });
     const env = { ...mock.env, ACTIONS_RUNTIME_TOKEN: token };
-    let closing = false;
+    let signals = 0;
     const shutdown = (signal: string) => {
-      if (closing) return;
-      closing = true;
-      process.stderr.write(`gha-cache-mock: ${signal}, closing\n`);
+      if (++signals > 1) {
+        // A second signal: no more waiting for requests in flight.
+        process.stderr.write(`gha-cache-mock: ${signal} again, closing now\n`);
+        mock.app.server.closeAllConnections();
+        return;
+      }
+      const inFlight = mock.inFlight;
+      process.stderr.write(
+        `gha-cache-mock: ${signal}, closing` +
+          (inFlight > 0
+            ? ` after ${inFlight} request(s) in flight finish (at most ${opts.shutdownGrace} ms)`
+            : '') +
+          '\n',
+      );
       const report: Promise<unknown> = opts.reportOnExit
         ? mock.app.mock
             .report()
@@ -342,7 +392,14 @@ program
       report
         .then(() => mock.close())
         .then(
-          () => process.exit(0),
+          ({ unfinished }) => {
+            if (unfinished > 0)
+              process.stderr.write(
+                `gha-cache-mock: cut ${unfinished} request(s) still running after the grace period\n`,
+              );
+            process.stderr.write('gha-cache-mock: closed\n');
+            process.exit(0);
+          },
           (err: unknown) => {
             process.stderr.write(`gha-cache-mock: close failed: ${String(err)}\n`);
             process.exit(1);
@@ -393,6 +450,48 @@ program
     process.stdout.write(
       `${tokens.mint({ ...(opts.scope ? { scopes: opts.scope } : {}), ttlMs: opts.ttl, repositoryId: opts.repositoryId })}\n`,
     );
+  });
+
+program
+  .command('verify')
+  .description(
+    'check a data directory offline: database integrity, every committed blob present, nothing orphaned',
+  )
+  .option('--data-dir <dir>', `the data directory (default: ${defaultDataDir()})`)
+  .option('--repair', 'drop committed entries that cannot be served and remove orphaned files', false)
+  .option('--json', 'print the report as JSON', false)
+  .action(async (opts) => {
+    const dataDir = resolve(opts.dataDir ?? defaultDataDir());
+    // Offline only: a live server holding the directory refuses this as it refuses a second server.
+    const lock = await acquireDataDirLock(dataDir);
+    let report: VerifyReport;
+    try {
+      report = await verifyDataDir(dataDir, { repair: opts.repair });
+    } catch (err) {
+      await lock.release();
+      if (err instanceof DatabaseDamagedError) {
+        process.stderr.write(`gha-cache-mock verify: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    await lock.release();
+    if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else {
+      const lines = [
+        `data dir ${report.dataDir}`,
+        `database: ${report.database}`,
+        `entries: ${report.entries} (${report.committed} committed)`,
+        ...report.findings.map((f) => `${f.kind}: ${f.detail}`),
+        report.findings.length === 0
+          ? 'no problems found'
+          : opts.repair
+            ? `repaired ${report.repaired} of ${report.findings.length} problems`
+            : `${report.findings.length} problems (run with --repair to remove what cannot be served)`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+    process.exit(report.findings.length > 0 && !opts.repair ? 1 : 0);
   });
 
 program

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
 import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
+import { trackRequests } from './connections.js';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import type { FaultRegistry } from './faults/index.js';
 import { isLoopbackHost } from './security/hosts.js';
 import type { Seeder } from './seed.js';
@@ -21,6 +23,7 @@ import { openSqliteDatabase } from './storage/sqlite/database.js';
 import { createSqliteMetadataStore } from './storage/sqlite/metadata.js';
 import { composeStorage } from './storage/storage.js';
 import type { BlobStore, CacheStorage, MetadataStore } from './storage/types.js';
+import { checkDataDirAtStart, type Finding } from './storage/verify.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   /**
@@ -52,6 +55,16 @@ export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   readonly databaseTimeoutMs?: number;
   /** Scopes of the token in `token` and `env`. Default `refs/heads/main` read+write. */
   readonly scopes?: readonly TokenScope[];
+  /**
+   * How long `close()` lets requests in flight finish before cutting them (ms). Default 0: at once,
+   * as tests want; the CLI's `--shutdown-grace` defaults to 10 s.
+   */
+  readonly shutdownGraceMs?: number;
+}
+
+export interface CloseOptions {
+  /** Overrides `shutdownGraceMs` for this call. */
+  readonly graceMs?: number;
 }
 
 export interface MockServerEnv {
@@ -84,7 +97,13 @@ export interface MockServer {
   readonly faults: FaultRegistry;
   /** Mints another runtime token, e.g. `mintToken([{ scope: 'refs/heads/main', permission: 1 }])`. */
   mintToken(scopes?: readonly TokenScope[], options?: Omit<MintTokenOptions, 'scopes'>): string;
-  close(): Promise<void>;
+  /** Requests received and not yet answered in full. */
+  readonly inFlight: number;
+  /**
+   * Stops accepting connections, lets requests in flight finish for the grace period, cuts what is
+   * left, closes the storage and releases the data dir. Resolves to how many requests were cut.
+   */
+  close(options?: CloseOptions): Promise<{ unfinished: number }>;
 }
 
 interface Secrets {
@@ -117,6 +136,23 @@ export async function loadSecrets(dataDir: string): Promise<Secrets> {
     },
   );
   return loadSecrets(dataDir);
+}
+
+/** Kinds of store the options pick (storage instance aside). */
+function storesOf(options: MockServerOptions) {
+  const kind = options.storage ?? (options.dataDir ? 'fs' : 'memory');
+  const blobKind = options.blobStore ?? (options.dataDir && kind !== 'memory' ? 'files' : 'memory');
+  return {
+    kind,
+    blobKind,
+    /** The data dir holds a database or blob files: one live server on it at a time. */
+    ownsDataDir:
+      typeof kind === 'string' &&
+      options.dataDir !== undefined &&
+      ((kind !== 'memory' && options.database === undefined && blobKind !== 'azure') || blobKind === 'files'),
+    /** Entries and blobs both in the data dir's SQLite file and files: what the start-up check reads. */
+    embedded: kind === 'fs' && options.database === undefined && blobKind === 'files',
+  };
 }
 
 async function openStorage(options: MockServerOptions, onError: (err: Error) => void): Promise<CacheStorage> {
@@ -171,27 +207,45 @@ async function openStorage(options: MockServerOptions, onError: (err: Error) => 
 
 /** Starts the mock on a real socket, for test suites: `const mock = await startMockServer(); … await mock.close()`. */
 export async function startMockServer(options: MockServerOptions = {}): Promise<MockServer> {
-  const { host = '127.0.0.1', port = 0, dataDir, scopes } = options;
-  const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
-  // Errors of idle database connections go to the app's log once there is one.
-  let reportError = (_err: Error): void => undefined;
-  const storage = await openStorage(options, (err) => reportError(err));
+  const { host = '127.0.0.1', port = 0, dataDir, scopes, shutdownGraceMs = 0 } = options;
+  const stores = storesOf(options);
+  // One live server per data dir: taken before the database is opened, released after it is closed.
+  const lock: DataDirLock | undefined =
+    stores.ownsDataDir && dataDir ? await acquireDataDirLock(dataDir) : undefined;
   const adminTokenGenerated = options.adminToken === undefined && !isLoopbackHost(host);
   const adminToken = adminTokenGenerated ? randomBytes(24).toString('base64url') : options.adminToken;
-  const app = await buildApp({
-    ...options,
-    ...(adminToken !== undefined ? { adminToken } : {}),
-    // The name it was told to listen on is one of its own.
-    allowedHosts: [...(isIP(host) === 0 ? [host] : []), ...(options.allowedHosts ?? [])],
-    storage,
-    tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
-    accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
-  });
+  // Errors of idle database connections go to the app's log once there is one.
+  let reportError = (_err: Error): void => undefined;
+  let app: FastifyInstance;
+  let unservable: Finding[] = [];
+  try {
+    // A damaged database stops the start here; entries whose blob is gone are dropped, not served.
+    if (lock && dataDir && stores.embedded) unservable = await checkDataDirAtStart(dataDir);
+    const secrets = dataDir ? await loadSecrets(dataDir) : undefined;
+    const storage = await openStorage(options, (err) => reportError(err));
+    app = await buildApp({
+      ...options,
+      ...(adminToken !== undefined ? { adminToken } : {}),
+      // The name it was told to listen on is one of its own.
+      allowedHosts: [...(isIP(host) === 0 ? [host] : []), ...(options.allowedHosts ?? [])],
+      storage,
+      tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
+      accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
+    });
+  } catch (err) {
+    await lock?.release();
+    throw err;
+  }
   reportError = (err) => app.log.warn({ err }, 'metadata database connection error');
+  for (const f of unservable) {
+    app.log.warn({ entryId: f.entryId, key: f.key, problem: f.kind }, `not served: ${f.detail}`);
+  }
+  const drainer = trackRequests(app.server);
   try {
     await app.listen({ host, port });
   } catch (err) {
     await app.close();
+    await lock?.release();
     throw err;
   }
   const address = app.server.address();
@@ -199,6 +253,21 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
   const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const displayHost = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : hostPart;
   const url = `http://${displayHost}:${address.port}`;
+  await lock?.setUrl(url);
+  let closing: Promise<{ unfinished: number }> | undefined;
+  const close = (closeOptions: CloseOptions = {}) => {
+    closing ??= (async () => {
+      const graceMs = closeOptions.graceMs ?? shutdownGraceMs;
+      const { unfinished } = graceMs > 0 ? await drainer.drain(graceMs) : { unfinished: drainer.inFlight };
+      try {
+        await app.close();
+      } finally {
+        await lock?.release();
+      }
+      return { unfinished };
+    })();
+    return closing;
+  };
   // Tokens live on real time (the default `now`), whatever the mock's clock says.
   const mintToken: MockServer['mintToken'] = (s = scopes, opts = {}) =>
     app.mock.tokens.mint({ ...opts, ...(s ? { scopes: s } : {}) });
@@ -216,11 +285,14 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
       GITHUB_REPOSITORY: app.mock.repositories.default.fullName,
       ACTIONS_RUNTIME_TOKEN: token,
     },
-    storage,
+    storage: app.mock.storage,
     app,
     seed: app.mock.seed,
     faults: app.mock.faults,
     mintToken,
-    close: () => app.close(),
+    get inFlight() {
+      return drainer.inFlight;
+    },
+    close,
   };
 }

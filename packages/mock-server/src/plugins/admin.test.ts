@@ -201,6 +201,7 @@ describe('clock and policies', () => {
       idleTtlMs: 7 * DAY,
       rateLimitPerMinute: 200,
       quotaExhausted: false,
+      visibilityDelayMs: 0,
     });
     const patched = await app.inject({
       method: 'PATCH',

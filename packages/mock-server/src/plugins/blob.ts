@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { validateBlockId } from '../blob/block-id.js';
 import { parseBlockListXml } from '../blob/block-list-xml.js';
@@ -8,7 +8,7 @@ import { blobErrors } from '../blob/errors.js';
 import { parseRange, pickRangeHeader } from '../blob/ranges.js';
 import type { SasSigner } from '../blob/sas.js';
 import type { Clock } from '../clock.js';
-import { AzureError, azureErrors } from '../errors.js';
+import { AzureError, azureErrors, isOutOfSpace } from '../errors.js';
 import type { RequestAudit } from '../request-log.js';
 import { type BlobProperties, type CacheStorage, StorageError } from '../storage/types.js';
 
@@ -91,6 +91,30 @@ function bodyOf(request: FastifyRequest): Readable {
   return request.body instanceof Readable ? request.body : request.raw;
 }
 
+/**
+ * The body handed to a storage write. A failed write (a full disk) destroys the stream it was given;
+ * destroyed, the request would reset the connection before the client reads the error. So storage gets
+ * a pass-through, and after a failure the rest of the request is read and discarded: the client finishes
+ * sending, reads the Azure error and may retry on the same connection. A client that goes away still
+ * ends the write (as `ECONNRESET`).
+ */
+function writeBodyOf(request: FastifyRequest): Readable {
+  const source = bodyOf(request);
+  const through = new PassThrough({ highWaterMark: 256 * 1024 });
+  source.pipe(through);
+  source.once('close', () => {
+    if (!source.readableEnded && !through.destroyed) {
+      through.destroy(Object.assign(new Error('the client closed the request body'), { code: 'ECONNRESET' }));
+    }
+  });
+  through.once('close', () => {
+    if (source.readableEnded || source.destroyed) return;
+    source.unpipe(through);
+    source.resume();
+  });
+  return through;
+}
+
 function queryOf(request: FastifyRequest): URLSearchParams {
   const q = request.url.indexOf('?');
   return new URLSearchParams(q < 0 ? '' : request.url.slice(q + 1));
@@ -124,6 +148,7 @@ function toAzureError(error: unknown): AzureError {
         return blobErrors.incompleteBody();
     }
   }
+  if (isOutOfSpace(error)) return azureErrors.outOfSpace();
   const e = error as Partial<FastifyError> & { code?: unknown };
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return blobErrors.unsupportedMediaType();
   if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return azureErrors.tooLarge();
@@ -257,7 +282,7 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     if (blobType === undefined) throw azureErrors.missingHeader('x-ms-blob-type');
     if (blobType !== 'BlockBlob') throw azureErrors.invalidHeader('x-ms-blob-type', blobType);
     const length = contentLength(request, reply, maxBlobBytes);
-    const properties = await storage.blobs.putBlob(blobId, bodyOf(request), length, clock.now());
+    const properties = await storage.blobs.putBlob(blobId, writeBodyOf(request), length, clock.now());
     audit(request).bytes = length;
     return created(reply, properties);
   };
@@ -274,7 +299,7 @@ export const blobPlugin: FastifyPluginAsync<BlobPluginOptions> = async (app, opt
     if (blockId === undefined) throw blobErrors.missingQueryParameter('blockid');
     validateBlockId(blockId);
     const length = contentLength(request, reply, maxBlockBytes);
-    await storage.blobs.putBlock(blobId, blockId, bodyOf(request), length);
+    await storage.blobs.putBlock(blobId, blockId, writeBodyOf(request), length);
     audit(request).bytes = length;
     return created(reply);
   };

@@ -7,7 +7,7 @@ import type {
   FastifyRequest,
 } from 'fastify';
 import type { TokenAuthority, TokenIdentity } from '../auth/tokens.js';
-import { TwirpError } from '../errors.js';
+import { isOutOfSpace, OUT_OF_SPACE_MSG, TwirpError } from '../errors.js';
 import {
   CreateCacheEntryRequestSchema,
   CreateCacheEntryResponseSchema,
@@ -105,6 +105,7 @@ function toTwirpError(error: FastifyError | Error, request: FastifyRequest): Twi
     return new TwirpError('malformed', `the ${enc} request could not be decoded`);
   }
   request.log.error({ err: error }, 'internal error');
+  if (isOutOfSpace(error)) return new TwirpError('internal', OUT_OF_SPACE_MSG);
   return new TwirpError('internal', 'internal error');
 }
 

@@ -230,6 +230,55 @@ describe('hard-quota mode', () => {
   });
 });
 
+describe('visibility delay (eventual consistency)', () => {
+  it('off by default: a committed entry is found at once', async () => {
+    t = await createTestApp();
+    expect(t.app.mock.policies.get().visibilityDelayMs).toBe(0);
+    await t.save('k');
+    expect((await t.get('k')).ok).toBe(true);
+  });
+
+  it('a committed entry is invisible to lookups until the delay passes; Create of it still answers 409', async () => {
+    t = await createTestApp({ visibilityDelayMs: 5000 });
+    await t.save('k'); // committed at T, the helper then moves the clock 1 s on
+    expect((await t.get('k')).ok).toBe(false);
+    expect((await t.get('other', ['k'])).ok).toBe(false); // restore keys too
+    const again = await create('k');
+    expect(twirpError(again)).toMatchObject({ status: 409, code: 'already_exists' });
+    t.app.mock.clock.advance(3999);
+    expect((await t.get('k')).ok).toBe(false);
+    t.app.mock.clock.advance(1);
+    expect((await t.get('k')).ok).toBe(true);
+    // Nothing else changed: the entry counts in usage and REST-style listings from its commit on.
+    expect(await keys()).toEqual(['k']);
+  });
+
+  it('a prefix lookup whose newest match is still invisible misses; older visible entries serve exact keys', async () => {
+    t = await createTestApp({ visibilityDelayMs: 60_000 });
+    await t.save('deps-old');
+    t.app.mock.clock.advance(60_000);
+    expect((await t.get('deps-')).matched_key).toBe('deps-old');
+    await t.save('deps-new');
+    expect((await t.get('deps-')).ok).toBe(false);
+    expect((await t.get('deps-old')).matched_key).toBe('deps-old');
+    t.app.mock.clock.advance(60_000);
+    expect((await t.get('deps-')).matched_key).toBe('deps-new');
+  });
+
+  it('changes at run time and applies to entries already committed', async () => {
+    t = await createTestApp();
+    await t.save('k');
+    t.app.mock.policies.update({ visibilityDelayMs: 10_000 });
+    expect((await t.get('k')).ok).toBe(false);
+    t.app.mock.policies.update({ visibilityDelayMs: 0 });
+    expect((await t.get('k')).ok).toBe(true);
+    expect(() => t.app.mock.policies.update({ visibilityDelayMs: -1 })).toThrow(PolicySettingsError);
+    expect(() => t.app.mock.policies.update({ visibilityDelayMs: null as never })).toThrow(
+      PolicySettingsError,
+    );
+  });
+});
+
 describe('app.mock.policies', () => {
   it('gets the defaults, updates some fields and rejects bad values without applying anything', async () => {
     t = await createTestApp();
@@ -238,6 +287,7 @@ describe('app.mock.policies', () => {
       idleTtlMs: 7 * DAY,
       rateLimitPerMinute: 200,
       quotaExhausted: false,
+      visibilityDelayMs: 0,
     });
     expect(t.app.mock.policies.update({ quotaBytes: 1024, idleTtlMs: null })).toMatchObject({
       quotaBytes: 1024,

@@ -38,6 +38,8 @@ export interface PolicyEngine extends MockPolicies {
   admitCreate(repositoryId: string, now: number): Promise<WriteDenial | undefined>;
   /** Admits a Finalize, or says why not. */
   admitFinalize(): WriteDenial | undefined;
+  /** Whether lookups may see a committed entry yet (the visibility delay has passed since its commit). */
+  isVisible(entry: CacheEntry, now: number): boolean;
   /** A reservation past the pending TTL, or a committed entry idle for the idle TTL. */
   isExpired(entry: CacheEntry, now: number): boolean;
   /**
@@ -123,6 +125,7 @@ export function createPolicyEngine(options: PolicyEngineOptions): PolicyEngine {
       return { reason: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
     },
     admitFinalize: () => (settings.quotaExhausted ? { reason: 'quota_exhausted' } : undefined),
+    isVisible: (entry, now) => entry.committedAt + settings.visibilityDelayMs <= now,
     isExpired: (entry, now) =>
       (entry.state === 'pending' && entry.createdAt + pendingTtlMs <= now) || isIdle(entry, now),
     enforceQuota,

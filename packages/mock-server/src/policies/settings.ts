@@ -23,6 +23,12 @@ export interface PolicySettings {
    * `insufficient usage` (what `@actions/cache` turns into its `UsageError`). Default false.
    */
   readonly quotaExhausted: boolean;
+  /**
+   * GitHub's eventual consistency: a committed entry is invisible to lookups for this long after its
+   * Finalize (a lookup misses as if it were not there; a Create of the same identity still answers
+   * 409 `already_exists`). Default 0 (visible at once).
+   */
+  readonly visibilityDelayMs: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -32,6 +38,7 @@ export const DEFAULT_POLICY_SETTINGS: PolicySettings = Object.freeze({
   idleTtlMs: 7 * DAY_MS,
   rateLimitPerMinute: 200,
   quotaExhausted: false,
+  visibilityDelayMs: 0,
 });
 
 /** A policy value that cannot be used; `field` names the setting. */
@@ -61,6 +68,7 @@ const FIELDS: Record<keyof PolicySettings, { check: Check; expected: string }> =
   idleTtlMs: { check: nullOr(integerAtLeast(1)), expected: 'an integer number of ms ≥ 1, or null' },
   rateLimitPerMinute: { check: nullOr(integerAtLeast(1)), expected: 'an integer ≥ 1, or null' },
   quotaExhausted: { check: (value) => typeof value === 'boolean', expected: 'a boolean' },
+  visibilityDelayMs: { check: integerAtLeast(0), expected: 'an integer number of ms ≥ 0' },
 };
 
 /**

@@ -241,10 +241,11 @@ export async function getCacheEntryDownloadUrl(
   const { repositoryId } = identity;
 
   // Each step finds a committed entry; one that is idle past the idle TTL or whose bytes are gone is
-  // dropped and the step runs again.
+  // dropped and the step runs again; one still inside the visibility delay makes the step miss.
   const withBlob = async (find: () => Promise<CacheEntry | undefined>): Promise<CacheEntry | undefined> => {
     for (let e = await find(); e; e = await find()) {
       if (!(await isLive(deps, e, now))) continue;
+      if (!deps.policies.isVisible(e, now)) return undefined;
       // Sealed content of a direct store cannot change or vanish before its entry: no round trip.
       if (storage.blobs.direct) return e;
       if ((await storage.blobs.getBlobProperties(e.blobId))?.size === e.sizeBytes) return e;

@@ -27,7 +27,25 @@ export function createTouchBatcher(db: Database.Database, q: EntryStatements) {
     if (pending.size === 0 || !db.open) return;
     const batch = [...pending];
     pending.clear();
-    write(batch);
+    try {
+      write(batch);
+    } catch (err) {
+      // Not written (e.g. SQLITE_FULL on a full disk): keep them for the next flush.
+      for (const [id, [accessedAt, urlExpiresAt]] of batch) {
+        const newer = pending.get(id);
+        pending.set(id, [Math.max(newer?.[0] ?? 0, accessedAt), Math.max(newer?.[1] ?? 0, urlExpiresAt)]);
+      }
+      throw err;
+    }
+  };
+  /** A timer's flush: a failure keeps the hits pending for the next flush (a later hit, or a query
+   * that needs them, which then reports the error to its caller). A hit must not crash the server. */
+  const flushQuietly = () => {
+    try {
+      flush();
+    } catch {
+      // kept pending
+    }
   };
   return {
     flush,
@@ -36,9 +54,9 @@ export function createTouchBatcher(db: Database.Database, q: EntryStatements) {
       pending.set(id, [now, Math.max(earlier?.[1] ?? 0, urlExpiresAt)]);
       if (pending.size >= MAX_PENDING) {
         if (timer) clearTimeout(timer);
-        timer = setTimeout(flush, 0);
+        timer = setTimeout(flushQuietly, 0);
       } else if (!timer) {
-        timer = setTimeout(flush, FLUSH_DELAY_MS);
+        timer = setTimeout(flushQuietly, FLUSH_DELAY_MS);
       }
       // Closing the store flushes; a pending write alone does not keep the process alive.
       timer.unref();
