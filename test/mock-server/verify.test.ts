@@ -111,6 +111,18 @@ describe('verify and start-up checks', () => {
     const s = await start();
     expect(s.stderr()).toMatch(/not served: entry \d+ \(a\): .* is missing/);
     expect(await restore(s, 'a')).toBeUndefined();
+    // The miss says why: the entry was dropped at start-up because its blob was gone.
+    const why = async () => {
+      const res = await fetch(new URL('/_admin/traffic?op=GetCacheEntryDownloadURL&keyPrefix=a', s.url));
+      const { events } = (await res.json()) as {
+        events: { explanation?: { reason: string; message: string } }[];
+      };
+      return events.at(-1)?.explanation;
+    };
+    await expect.poll(why, { timeout: 30_000 }).toMatchObject({
+      reason: 'discarded',
+      message: expect.stringMatching(/its blob was gone/),
+    });
     expect((await restore(s, 'b'))?.equals(data.b)).toBe(true);
     expect((await restore(s, 'c'))?.equals(data.c)).toBe(true);
     expect(await s.stop()).toBe(0);

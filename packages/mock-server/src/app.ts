@@ -25,6 +25,7 @@ import {
   journalPlugin,
   noteRemovals,
   openJournal,
+  type RemovedEntry,
   type TrafficJournal,
   trafficRoutes,
 } from './journal/index.js';
@@ -112,6 +113,11 @@ export interface AppOptions {
   /** Fault rules active from the start (see `app.mock.faults` and the README's "Faults"). Default none. */
   readonly faults?: readonly FaultRuleInput[];
   /**
+   * Committed entries the start-up check dropped because their blob was gone: noted as removed, so a
+   * miss on one of them says why. Default none.
+   */
+  readonly droppedAtStart?: readonly Omit<RemovedEntry, 'state'>[];
+  /**
    * Request log: `false` (default) for none, `true` for pino on stdout, pino options
    * (e.g. `{ level: 'info', stream: process.stderr }`), or a logger instance.
    */
@@ -169,6 +175,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   };
   // Removals are noted with their cause, so that a later miss can say what became of the entry.
   const removals = createRemovalLedger();
+  for (const e of options.droppedAtStart ?? [])
+    removals.note({ ...e, state: 'committed' }, 'discarded', clock.now());
   const policyStorage = noteRemovals(storage, removals, (e, now) => {
     if (e.state === 'pending') return e.createdAt + pendingTtlMs <= now ? 'abandoned' : 'discarded';
     return policies.isExpired(e, now) ? 'expired' : 'evicted';

@@ -229,6 +229,7 @@ export async function startMockServer(options: MockServerOptions = {}): Promise<
       // The name it was told to listen on is one of its own.
       allowedHosts: [...(isIP(host) === 0 ? [host] : []), ...(options.allowedHosts ?? [])],
       storage,
+      droppedAtStart: unservable.flatMap((f) => (f.entry ? [f.entry] : [])),
       tokenSecret: options.tokenSecret ?? secrets?.tokenSecret ?? randomBytes(32),
       accountKey: options.accountKey ?? secrets?.accountKey ?? randomBytes(64),
     });

@@ -17,6 +17,7 @@ export {
   type Removal,
   type RemovalCause,
   type RemovalLedger,
+  type RemovedEntry,
 } from './removals.js';
 export { type TrafficRoutesOptions, trafficRoutes } from './routes.js';
 export * from './types.js';

@@ -23,8 +23,14 @@ export interface Removal {
   readonly at: number;
 }
 
+/** What a removal records of its entry (any `CacheEntry` is one). */
+export type RemovedEntry = Pick<
+  CacheEntry,
+  'id' | 'repositoryId' | 'scope' | 'key' | 'version' | 'state' | 'sizeBytes'
+>;
+
 export interface RemovalLedger {
-  note(entry: CacheEntry, cause: RemovalCause, at: number): void;
+  note(entry: RemovedEntry, cause: RemovalCause, at: number): void;
   /** Removals in `repositoryId` whose key starts with `keyPrefix`, newest first. */
   find(repositoryId: string, keyPrefix: string): Removal[];
   /** Counts by cause since start. */

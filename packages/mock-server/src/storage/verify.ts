@@ -30,6 +30,18 @@ export interface Finding {
   readonly entryId?: number;
   readonly key?: string;
   readonly path?: string;
+  /** For a finding about a committed entry: the entry, so a miss on it can say why. */
+  readonly entry?: FoundEntry;
+}
+
+/** The facts of a committed entry a finding is about. */
+export interface FoundEntry {
+  readonly id: number;
+  readonly repositoryId: string;
+  readonly scope: string;
+  readonly key: string;
+  readonly version: string;
+  readonly sizeBytes: number;
 }
 
 export interface VerifyReport {
@@ -61,7 +73,10 @@ export class DatabaseDamagedError extends Error {
 
 interface CommittedRow {
   id: number;
+  repository_id: string;
+  scope: string;
   key: string;
+  version: string;
   size_bytes: number;
   blob_id: string;
   generation: string | null;
@@ -103,7 +118,15 @@ async function size(path: string): Promise<number | undefined> {
 /** What is wrong with one committed entry's blob, or undefined when it can be served. */
 async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding | undefined> {
   const layout = layoutOf(dataDir);
-  const base = { entryId: row.id, key: row.key };
+  const entry: FoundEntry = {
+    id: row.id,
+    repositoryId: row.repository_id,
+    scope: row.scope,
+    key: row.key,
+    version: row.version,
+    sizeBytes: row.size_bytes,
+  };
+  const base = { entryId: row.id, key: row.key, entry };
   if (row.generation === null || !BLOB_ID.test(row.blob_id)) {
     return { kind: 'missing-blob', detail: `entry ${row.id} (${row.key}): no blob recorded`, ...base };
   }
@@ -160,7 +183,7 @@ async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding 
   return undefined;
 }
 
-const COMMITTED = `SELECT e.id, e.key, e.size_bytes, e.blob_id, b.generation, b.layout, b.size_bytes AS blob_size, b.blocks
+const COMMITTED = `SELECT e.id, e.repository_id, e.scope, e.key, e.version, e.size_bytes, e.blob_id, b.generation, b.layout, b.size_bytes AS blob_size, b.blocks
   FROM entries e LEFT JOIN blobs b ON b.blob_id = e.blob_id WHERE e.state = 'committed' ORDER BY e.id`;
 
 function dropEntries(db: Database, findings: readonly Finding[]): void {
