@@ -7,12 +7,12 @@
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as cache from '@actions/cache';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstalledPeers } from '../peers/install.mjs';
-import { requirePeers, runCommand, startBuildkitd } from '../peers/support.js';
+import { buildInFreshDaemon, requirePeers } from '../peers/support.js';
 import { launchChromium } from '../support/chromium.js';
 import { writeRandomFile, writeTree } from '../support/files.js';
 import { startTestMock, type TestMock } from '../support/mock.js';
@@ -122,33 +122,13 @@ describe('the web UI in Chromium, with real clients', () => {
       'a.txt': 'alpha\n',
     });
     await writeRandomFile(join(ctx, 'big.bin'), 2 * 1024 * 1024 + 5);
-    const daemon = await startBuildkitd({
-      buildkitd: peers.buildkit.buildkitd,
-      runcDir: dirname(peers.runc.bin),
-      dir: join(work, 'bk'),
+    const { result } = await buildInFreshDaemon({
+      peers,
+      dir: join(work, 'build'),
+      context: ctx,
+      args: ['--export-cache', `type=gha,url_v2=${mock.url}/,token=${mock.token},scope=ui,mode=max`],
     });
-    try {
-      const r = await runCommand(
-        peers.buildkit.buildctl,
-        [
-          '--addr',
-          daemon.addr,
-          'build',
-          '--frontend',
-          'dockerfile.v0',
-          '--local',
-          `context=${ctx}`,
-          '--local',
-          `dockerfile=${ctx}`,
-          '--export-cache',
-          `type=gha,url_v2=${mock.url}/,token=${mock.token},scope=ui,mode=max`,
-        ],
-        { timeoutMs: 240_000 },
-      );
-      expect(r.code, r.stderr.slice(-4000)).toBe(0);
-    } finally {
-      await daemon.stop();
-    }
+    expect(result.code, result.stderr.slice(-4000)).toBe(0);
     await page
       .locator('#traffic-rows tr.event', { hasText: 'buildkit' })
       .first()

@@ -5,19 +5,12 @@
  */
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
 import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
 import type { InstalledPeers } from './install.mjs';
-import {
-  type Buildkitd,
-  parseRawProgress,
-  requirePeers,
-  runCommand,
-  startBuildkitd,
-  type Vertex,
-} from './support.js';
+import { buildInFreshDaemon, requirePeers, type Vertex } from './support.js';
 
 const MiB = 1024 * 1024;
 const COPY_STEPS = [
@@ -31,7 +24,6 @@ let peers: Required<Pick<InstalledPeers, 'buildkit' | 'runc'>>;
 let mock: TestMock;
 let work: string;
 let ctxDir: string;
-const daemons: Buildkitd[] = [];
 
 beforeAll(async () => {
   peers = await requirePeers(['runc', 'buildkit']);
@@ -51,7 +43,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const d of daemons) await d.stop();
   await mock?.dispose();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -71,50 +62,29 @@ async function buildFresh(
   name: string,
   opts: { context?: string; exportCache?: string; importCache?: string; allowFailure?: boolean },
 ): Promise<BuildResult> {
-  const daemon = await startBuildkitd({
-    buildkitd: peers.buildkit.buildkitd,
-    runcDir: dirname(peers.runc.bin),
-    dir: join(work, name, 'bk'),
-  });
-  daemons.push(daemon);
-  const context = opts.context ?? ctxDir;
-  const output = join(work, name, 'out');
   const before = mock.requests().length;
-  try {
-    const args = [
-      '--addr',
-      daemon.addr,
-      'build',
-      '--progress=rawjson',
-      '--frontend',
-      'dockerfile.v0',
-      '--local',
-      `context=${context}`,
-      '--local',
-      `dockerfile=${context}`,
-      '--output',
-      `type=local,dest=${output}`,
+  const { result, vertices, output, daemonLog } = await buildInFreshDaemon({
+    peers,
+    dir: join(work, name),
+    context: opts.context ?? ctxDir,
+    args: [
       ...(opts.exportCache ? ['--export-cache', opts.exportCache] : []),
       ...(opts.importCache ? ['--import-cache', opts.importCache] : []),
-    ];
-    const result = await runCommand(peers.buildkit.buildctl, args, { timeoutMs: 240_000 });
-    if (result.code !== 0 && !(opts.allowFailure && !result.timedOut)) {
-      const log = await daemon.log();
-      throw new Error(
-        `buildctl ${name} failed (exit ${result.code ?? result.signal}${result.timedOut ? ', timed out' : ''}):\n` +
-          `${result.stderr.slice(-6000)}\n--- buildkitd log (tail) ---\n${log.slice(-8000)}`,
-      );
-    }
-    return {
-      vertices: parseRawProgress(`${result.stdout}\n${result.stderr}`),
-      output,
-      requests: mock.requests().slice(before),
-      code: result.code,
-      stderr: result.stderr,
-    };
-  } finally {
-    await daemon.stop();
+    ],
+  });
+  if (result.code !== 0 && !(opts.allowFailure && !result.timedOut)) {
+    throw new Error(
+      `buildctl ${name} failed (exit ${result.code ?? result.signal}${result.timedOut ? ', timed out' : ''}):\n` +
+        `${result.stderr.slice(-6000)}\n--- buildkitd log (tail) ---\n${daemonLog.slice(-8000)}`,
+    );
   }
+  return {
+    vertices,
+    output,
+    requests: mock.requests().slice(before),
+    code: result.code,
+    stderr: result.stderr,
+  };
 }
 
 function gha(scope: string, extra = '', token = mock.token, url = mock.url): string {

@@ -1,13 +1,13 @@
 /**
  * Helpers for the real-peer tests: install peers through the installer's CLI (the one place that reads
- * GHA_CACHE_PEERS_DIR), run commands with a time bound, start a private buildkitd.
+ * GHA_CACHE_PEERS_DIR), run commands with a time bound, start a private buildkitd, run one build in it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InstalledPeers, PeerName } from './install.mjs';
 
@@ -237,4 +237,68 @@ export function parseRawProgress(output: string): Map<string, Vertex> {
     }
   }
   return new Map([...byDigest.values()].map((v) => [v.name, v]));
+}
+
+export interface FreshBuildOptions {
+  /** The installed BuildKit and runc (`requirePeers(['runc', 'buildkit'])`). */
+  peers: Required<Pick<InstalledPeers, 'buildkit' | 'runc'>>;
+  /** Private state of the daemon (`bk/`) and the build's output (`out/`) go here. */
+  dir: string;
+  /** Build context holding the Dockerfile. */
+  context: string;
+  /** More `buildctl build` arguments, e.g. `['--export-cache', 'type=gha,…']`. */
+  args?: readonly string[];
+  timeoutMs?: number;
+}
+
+export interface FreshBuild {
+  result: CommandResult;
+  vertices: Map<string, Vertex>;
+  /** Where `--output type=local` wrote the image's files. */
+  output: string;
+  /** The daemon's log, read only when the build failed (empty otherwise). */
+  daemonLog: string;
+}
+
+/**
+ * Runs one `buildctl build --progress=rawjson` of `context` in a brand-new buildkitd (empty state, so an
+ * import can only come from the cache service), then stops the daemon. Never throws on the exit code.
+ */
+export async function buildInFreshDaemon(options: FreshBuildOptions): Promise<FreshBuild> {
+  const { peers, dir, context } = options;
+  const daemon = await startBuildkitd({
+    buildkitd: peers.buildkit.buildkitd,
+    runcDir: dirname(peers.runc.bin),
+    dir: join(dir, 'bk'),
+  });
+  const output = join(dir, 'out');
+  try {
+    const result = await runCommand(
+      peers.buildkit.buildctl,
+      [
+        '--addr',
+        daemon.addr,
+        'build',
+        '--progress=rawjson',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${context}`,
+        '--local',
+        `dockerfile=${context}`,
+        '--output',
+        `type=local,dest=${output}`,
+        ...(options.args ?? []),
+      ],
+      { timeoutMs: options.timeoutMs ?? 240_000 },
+    );
+    return {
+      result,
+      vertices: parseRawProgress(`${result.stdout}\n${result.stderr}`),
+      output,
+      daemonLog: result.code === 0 ? '' : await daemon.log(),
+    };
+  } finally {
+    await daemon.stop();
+  }
 }

@@ -6,17 +6,11 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { TrafficEvent } from '@gha-cache/mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstalledPeers } from '../peers/install.mjs';
-import {
-  type Buildkitd,
-  parseRawProgress,
-  requirePeers,
-  runCommand,
-  startBuildkitd,
-} from '../peers/support.js';
+import { buildInFreshDaemon, requirePeers } from '../peers/support.js';
 import type { MockProcess } from '../support/cli.js';
 import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
 import { addFault, clearFaults, type ProxyProcess, spawnProxy, spawnUpstream } from './support.js';
@@ -29,7 +23,6 @@ let upstream: MockProcess;
 let proxy: ProxyProcess;
 let work: string;
 let ctxDir: string;
-const daemons: Buildkitd[] = [];
 
 beforeAll(async () => {
   peers = await requirePeers(['runc', 'buildkit']);
@@ -47,7 +40,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const d of daemons) await d.stop();
   await proxy?.stop();
   await upstream?.stop();
   if (work) await rm(work, { recursive: true, force: true });
@@ -62,48 +54,25 @@ async function buildFresh(
   name: string,
   opts: { exportCache?: string; importCache?: string },
 ): Promise<Build> {
-  const daemon = await startBuildkitd({
-    buildkitd: peers.buildkit.buildkitd,
-    runcDir: dirname(peers.runc.bin),
-    dir: join(work, name, 'bk'),
+  const { result, vertices, output, daemonLog } = await buildInFreshDaemon({
+    peers,
+    dir: join(work, name),
+    context: ctxDir,
+    args: [
+      ...(opts.exportCache ? ['--export-cache', opts.exportCache] : []),
+      ...(opts.importCache ? ['--import-cache', opts.importCache] : []),
+    ],
   });
-  daemons.push(daemon);
-  const output = join(work, name, 'out');
-  try {
-    const result = await runCommand(
-      peers.buildkit.buildctl,
-      [
-        '--addr',
-        daemon.addr,
-        'build',
-        '--progress=rawjson',
-        '--frontend',
-        'dockerfile.v0',
-        '--local',
-        `context=${ctxDir}`,
-        '--local',
-        `dockerfile=${ctxDir}`,
-        '--output',
-        `type=local,dest=${output}`,
-        ...(opts.exportCache ? ['--export-cache', opts.exportCache] : []),
-        ...(opts.importCache ? ['--import-cache', opts.importCache] : []),
-      ],
-      { timeoutMs: 240_000 },
+  if (result.code !== 0) {
+    throw new Error(
+      `buildctl ${name} failed (exit ${result.code ?? result.signal}):\n${result.stderr.slice(-6000)}\n` +
+        `--- buildkitd log (tail) ---\n${daemonLog.slice(-6000)}\n--- proxy ---\n${proxy.stderr().slice(-4000)}`,
     );
-    if (result.code !== 0) {
-      throw new Error(
-        `buildctl ${name} failed (exit ${result.code ?? result.signal}):\n${result.stderr.slice(-6000)}\n` +
-          `--- buildkitd log (tail) ---\n${(await daemon.log()).slice(-6000)}\n--- proxy ---\n${proxy.stderr().slice(-4000)}`,
-      );
-    }
-    const vertices = parseRawProgress(`${result.stdout}\n${result.stderr}`);
-    return {
-      cached: Object.fromEntries(COPY_STEPS.map((s) => [s, vertices.get(s)?.cached ?? false])),
-      output,
-    };
-  } finally {
-    await daemon.stop();
   }
+  return {
+    cached: Object.fromEntries(COPY_STEPS.map((s) => [s, vertices.get(s)?.cached ?? false])),
+    output,
+  };
 }
 
 const gha = (url: string, token: string, extra = '') =>

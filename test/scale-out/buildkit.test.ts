@@ -4,12 +4,12 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { type MockServer, startMockServer } from '@gha-cache/mock-server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Azurite, startAzurite } from '../client/support/azurite.js';
 import type { InstalledPeers } from '../peers/install.mjs';
-import { parseRawProgress, requirePeers, runCommand, startBuildkitd } from '../peers/support.js';
+import { buildInFreshDaemon, requirePeers } from '../peers/support.js';
 import { azuriteConnectionString } from '../support/azure.js';
 import { digestTree, writeRandomFile, writeTree } from '../support/files.js';
 import { type Postgres, startPostgres } from '../support/postgres.js';
@@ -53,38 +53,14 @@ afterAll(async () => {
 });
 
 async function build(name: string, cache: string[]): Promise<{ cached: boolean[]; output: string }> {
-  const daemon = await startBuildkitd({
-    buildkitd: peers.buildkit.buildkitd,
-    runcDir: dirname(peers.runc.bin),
-    dir: join(work, name, 'bk'),
+  const { result, vertices, output } = await buildInFreshDaemon({
+    peers,
+    dir: join(work, name),
+    context: ctx,
+    args: cache,
   });
-  const output = join(work, name, 'out');
-  try {
-    const result = await runCommand(
-      peers.buildkit.buildctl,
-      [
-        '--addr',
-        daemon.addr,
-        'build',
-        '--progress=rawjson',
-        '--frontend',
-        'dockerfile.v0',
-        '--local',
-        `context=${ctx}`,
-        '--local',
-        `dockerfile=${ctx}`,
-        '--output',
-        `type=local,dest=${output}`,
-        ...cache,
-      ],
-      { timeoutMs: 240_000 },
-    );
-    if (result.code !== 0) throw new Error(`buildctl ${name} failed:\n${result.stderr.slice(-6000)}`);
-    const vertices = parseRawProgress(`${result.stdout}\n${result.stderr}`);
-    return { cached: STEPS.map((s) => vertices.get(s)?.cached ?? false), output };
-  } finally {
-    await daemon.stop();
-  }
+  if (result.code !== 0) throw new Error(`buildctl ${name} failed:\n${result.stderr.slice(-6000)}`);
+  return { cached: STEPS.map((s) => vertices.get(s)?.cached ?? false), output };
 }
 
 const gha = (m: MockServer) => `type=gha,url_v2=${m.url}/,token=${m.token},scope=fleet`;
