@@ -2,11 +2,9 @@
  * The recording proxy as users run it: the built CLI (`gha-cache-mock proxy`) in its own process, in front
  * of an upstream mock in another process (`gha-cache-mock serve`), both on real sockets.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import type { FaultRuleInput, TrafficEvent } from '@gha-cache/mock-server';
-import { MOCK_CLI, type MockProcess, spawnMock } from '../support/cli.js';
+import { MOCK_CLI, type MockProcess, spawnCli, spawnMock } from '../support/cli.js';
 
 export interface ProxyProcess {
   proc: ChildProcess;
@@ -27,53 +25,27 @@ export async function spawnProxy(
   args: string[] = [],
   timeoutMs = 60_000,
 ): Promise<ProxyProcess> {
-  const proc = spawn(
+  const argv = [
     process.execPath,
-    [MOCK_CLI, 'proxy', '--upstream', upstream, '--port', '0', '--log-format', 'json', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let err = '';
-  let out = '';
-  proc.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const env: Record<string, string> = {};
-  const lines = createInterface({ input: proc.stdout! });
-  const exited = once(proc, 'exit');
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`proxy did not start in ${timeoutMs} ms: ${err}`)),
-      timeoutMs,
-    );
-    exited.then(([code]) => reject(new Error(`proxy exited with ${code}: ${err}`)));
-    lines.on('line', (line) => {
-      out += `${line}\n`;
-      const m = /^export (\w+)=(.*)$/.exec(line);
-      if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1');
-      if (env.ACTIONS_CACHE_SERVICE_V2) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const url = env.ACTIONS_RESULTS_URL!.replace(/\/$/, '');
+    MOCK_CLI,
+    'proxy',
+    '--upstream',
+    upstream,
+    '--port',
+    '0',
+    '--log-format',
+    'json',
+  ];
+  // The proxy prints no token unless given one: its last export line is ACTIONS_CACHE_SERVICE_V2.
+  const cli = await spawnCli([...argv, ...args], { readyWhen: 'ACTIONS_CACHE_SERVICE_V2', timeoutMs });
   return {
-    proc,
-    env,
-    url,
-    stdout: () => out,
-    stderr: () => err,
+    ...cli,
     async traffic(query = '') {
-      const res = await fetch(`${url}/_admin/traffic${query ? `?${query}` : ''}`);
+      const res = await fetch(`${cli.url}/_admin/traffic${query ? `?${query}` : ''}`);
       const body = (await res.json()) as { events: TrafficEvent[] };
       return body.events;
     },
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode!;
-      proc.kill('SIGTERM');
-      const [code, sig] = (await exited) as [number | null, NodeJS.Signals | null];
-      return code ?? sig!;
-    },
+    stop: () => cli.stop(),
   };
 }
 

@@ -20,17 +20,31 @@ export interface MockProcess {
  * Runs `gha-cache-mock serve …` and waits for its `export` lines, in `childEnv`. `command` is how to start the CLI:
  * by default the workspace's build under this Node.js; an installed bin can be given as `[path]`.
  */
-export async function spawnMock(
+export function spawnMock(
   args: string[],
   timeoutMs = 60_000,
   command: readonly string[] = [process.execPath, MOCK_CLI],
   childEnv: NodeJS.ProcessEnv = process.env,
 ): Promise<MockProcess> {
-  const [program, ...prefix] = command;
-  const proc = spawn(program!, [...prefix, 'serve', '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return spawnCli([...command, 'serve', '--port', '0', ...args], {
+    readyWhen: 'ACTIONS_RUNTIME_TOKEN',
+    timeoutMs,
     env: childEnv,
   });
+}
+
+export interface SpawnCliOptions {
+  /** The `export` variable whose line means the process is ready (it prints its exports last). */
+  readyWhen: string;
+  timeoutMs: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts `argv` (program first) and resolves once it has printed `export <readyWhen>=…` on stdout. */
+export async function spawnCli(argv: readonly string[], options: SpawnCliOptions): Promise<MockProcess> {
+  const [program, ...args] = argv;
+  const name = args.find((a) => !a.startsWith('-') && !a.includes('/')) ?? program;
+  const proc = spawn(program!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
@@ -44,14 +58,14 @@ export async function spawnMock(
   const exited = once(proc, 'exit');
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`mock did not start in ${timeoutMs} ms: ${err}`)),
-      timeoutMs,
+      () => reject(new Error(`${name} did not start in ${options.timeoutMs} ms: ${err}`)),
+      options.timeoutMs,
     );
-    exited.then(([code]) => reject(new Error(`mock exited with ${code}: ${err}`)));
+    exited.then(([code]) => reject(new Error(`${name} exited with ${code}: ${err}`)));
     lines.on('line', (line) => {
       const m = /^export (\w+)=(.*)$/.exec(line);
       if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1');
-      if (env.ACTIONS_RUNTIME_TOKEN) {
+      if (env[options.readyWhen]) {
         clearTimeout(timer);
         resolve();
       }
