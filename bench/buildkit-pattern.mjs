@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from './measure.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -33,11 +34,6 @@ const RUNS = Number(args.runs);
 const MOCK_MAIN = args['mock-main'] ?? join(dirname(require.resolve('@gha-cache/mock-server')), 'main.js');
 const MiB = 1024 * 1024;
 const SERVICE = '/twirp/github.actions.results.api.v1.CacheService';
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 const block = randomFillSync(Buffer.allocUnsafe(MiB));
 

@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { createTokenAuthority, loadSecrets } from '@gha-cache/mock-server';
 import autocannon from 'autocannon';
 import { entryKey, entryPrefix, VERSION } from './lookup-keys.mjs';
+import { median } from './measure.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -49,11 +50,6 @@ const SERVICE = '/twirp/github.actions.results.api.v1.CacheService';
 const OUT = join(here, '.out');
 const t0 = performance.now();
 const log = (m) => process.stderr.write(`[lookups ${((performance.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 
 const children = new Set();
 function start(nodeArgs, ready) {

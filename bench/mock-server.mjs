@@ -13,7 +13,7 @@
 //        [--connections 64] [--cpu-prof] [--mock-main F] [--compare-main F] [--keep] [--no-doc] [--skip-transfers] [--skip-lookups]
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -30,8 +30,9 @@ import {
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
 import autocannon from 'autocannon';
-import { cpuSecondsOf, waitForIdle } from './cpu.mjs';
+import { waitForIdle } from './cpu.mjs';
 import { entryKey, entryPrefix, VERSION as LOOKUP_VERSION } from './lookup-keys.mjs';
+import { median, memoryOf, parseSize, withRssPolling } from './measure.mjs';
 import { dropMockEntry } from './mock-admin.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -62,11 +63,6 @@ const { values: args } = parseArgs({
     'skip-lookups': { type: 'boolean', default: false },
   },
 });
-const parseSize = (s) => {
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(s);
-  if (!m) throw new Error(`bad size ${s}`);
-  return Math.round(Number(m[1]) * { '': 1, K: 1024, M: MiB, G: 1024 * MiB }[m[2].toUpperCase()]);
-};
 const SIZE = parseSize(args.size);
 const REPEAT = Number(args.repeat);
 const WARMUP = Number(args.warmup);
@@ -82,11 +78,6 @@ const PROF_DIR = join(OUT, 'prof');
 const log = (m) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
 const t0 = performance.now();
 const children = new Set();
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 
 // ---------------------------------------------------------------- processes and memory
 
@@ -141,34 +132,6 @@ function runChild(nodeArgs) {
       else resolve(JSON.parse(out.trim().split('\n').pop()));
     });
   });
-}
-
-/** VmRSS and VmHWM of a process in bytes. */
-function memoryOf(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
-/**
- * Samples VmRSS of `pid` every 50 ms while `work` runs; returns its result, the peak sample and
- * the CPU seconds the process used meanwhile (less sensitive to other load than wall time).
- */
-async function withRssPolling(pid, work) {
-  let peak = memoryOf(pid).rss;
-  const cpu0 = cpuSecondsOf(pid);
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, memoryOf(pid).rss);
-    } catch {}
-  }, 50);
-  try {
-    const result = await work();
-    peak = Math.max(peak, memoryOf(pid).rss);
-    return { result, peakRss: peak, cpuSeconds: cpuSecondsOf(pid) - cpu0 };
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 async function freePort() {

@@ -15,7 +15,7 @@
 //        [--no-doc] [--skip-transfers] [--skip-buildkit] [--keep]
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -24,7 +24,7 @@ import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuSecondsOf } from './cpu.mjs';
+import { median, memoryOf, parseSize, withRssPolling } from './measure.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -48,11 +48,6 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean', default: false },
   },
 });
-const parseSize = (s) => {
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(s);
-  if (!m) throw new Error(`bad size ${s}`);
-  return Math.round(Number(m[1]) * { '': 1, K: 1024, M: MiB, G: 1024 * MiB }[m[2].toUpperCase()]);
-};
 const SIZE = parseSize(args.size);
 const REPEAT = Number(args.repeat);
 const WARMUP = Number(args.warmup);
@@ -62,34 +57,7 @@ const LAYER_SIZE = parseSize(args['layer-size']);
 const OUT = join(here, '.out');
 const RUN = join(OUT, `proxy-run-${process.pid}`);
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const mb = (bytes) => `${Math.round(bytes / 1e6)} MB`;
-
-function memoryOf(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (name) =>
-    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
-async function withRssPolling(pid, work) {
-  let peak = memoryOf(pid).rss;
-  const cpu0 = cpuSecondsOf(pid);
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, memoryOf(pid).rss);
-    } catch {}
-  }, 50);
-  try {
-    const result = await work();
-    return { result, peakRss: Math.max(peak, memoryOf(pid).rss), cpuSeconds: cpuSecondsOf(pid) - cpu0 };
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 /** Starts the CLI with `args`; resolves once it printed its export lines (the last one is ACTIONS_CACHE_SERVICE_V2). */
 function startCli(name, cliArgs) {

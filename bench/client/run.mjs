@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { waitForIdle } from '../cpu.mjs';
+import { parseSize } from '../measure.mjs';
 import { dropMockEntry } from '../mock-admin.mjs';
 import { startThrottleProxy } from './throttle-proxy.mjs';
 
@@ -40,11 +41,6 @@ const { values: args } = parseArgs({
     'no-doc': { type: 'boolean', default: false },
   },
 });
-const parseSize = (s) => {
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(s);
-  if (!m) throw new Error(`bad size ${s}`);
-  return Math.round(Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2].toUpperCase()]);
-};
 const SIZE = parseSize(args.size);
 const RATE = parseSize(args.rate);
 const REPEAT = Number(args.repeat);
