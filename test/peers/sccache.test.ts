@@ -9,26 +9,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LogLine, startTestMock, type TestMock } from '../support/mock.js';
 import type { InstalledPeers } from './install.mjs';
-import { freePort, isolatedEnv, requirePeers, runCommand } from './support.js';
-
-interface SccacheStats {
-  stats: {
-    compile_requests: number;
-    cache_hits: { counts: Record<string, number> };
-    cache_misses: { counts: Record<string, number> };
-    cache_errors: { counts: Record<string, number> };
-    cache_read_errors: number;
-    cache_write_errors: number;
-    cache_writes: number;
-  };
-  cache_location: string;
-}
+import { createSccache, type Sccache, type SccacheStats } from './sccache.js';
+import { requirePeers } from './support.js';
 
 let peers: Required<Pick<InstalledPeers, 'sccache' | 'cc'>>;
 let mock: TestMock;
 let work: string;
-let env: NodeJS.ProcessEnv;
-let serverLog: string;
+let sccache: Sccache | undefined;
 
 beforeAll(async () => {
   peers = await requirePeers(['cc', 'sccache']);
@@ -39,51 +26,26 @@ beforeAll(async () => {
     join(work, 'hello.c'),
     '#include <stdio.h>\nint main(void) { puts("hello from sccache"); return 0; }\n',
   );
-  await writeFile(join(work, 'sccache.conf'), ''); // no user config file can change the backend
-  serverLog = join(work, 'sccache-server.log');
-  env = isolatedEnv({
-    SCCACHE_GHA_ENABLED: 'on',
-    ACTIONS_CACHE_SERVICE_V2: 'on',
-    ACTIONS_RESULTS_URL: mock.env.ACTIONS_RESULTS_URL,
-    ACTIONS_RUNTIME_TOKEN: mock.token,
-    SCCACHE_DIR: join(work, 'local-cache'),
-    SCCACHE_CONF: join(work, 'sccache.conf'),
-    SCCACHE_SERVER_PORT: String(await freePort()),
-    SCCACHE_IDLE_TIMEOUT: '300',
-    SCCACHE_LOG: 'debug',
-    SCCACHE_ERROR_LOG: serverLog,
+  sccache = await createSccache({
+    peers,
+    work,
+    resultsUrl: mock.env.ACTIONS_RESULTS_URL,
+    token: mock.token,
+    extraEnv: { SCCACHE_LOG: 'debug' },
   });
 });
 
 afterAll(async () => {
-  if (env) await sccache(['--stop-server']).catch(() => undefined);
+  await sccache?.stopServer();
   await mock?.dispose();
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function sccache(args: string[]) {
-  const result = await runCommand(peers.sccache.bin, args, { cwd: work, env, timeoutMs: 120_000 });
-  if (result.code !== 0) {
-    const log = await readFile(serverLog, 'utf8').catch(() => '');
-    throw new Error(
-      `sccache ${args.join(' ')} exited ${result.code ?? result.signal}:\n${result.stdout}\n${result.stderr}\n` +
-        `--- sccache server log (tail) ---\n${log.slice(-6000)}`,
-    );
-  }
-  return result;
-}
-
 /** A fresh sccache server compiles hello.c once; returns its stats and the mock requests it made. */
 async function compileWithFreshServer(object: string): Promise<{ stats: SccacheStats; requests: LogLine[] }> {
   const before = mock.requests().length;
-  await sccache(['--start-server']);
-  try {
-    await sccache([peers.cc.bin, '-c', 'hello.c', '-o', object]);
-    const { stdout } = await sccache(['--show-stats', '--stats-format=json']);
-    return { stats: JSON.parse(stdout) as SccacheStats, requests: mock.requests().slice(before) };
-  } finally {
-    await sccache(['--stop-server']);
-  }
+  const stats = await sccache!.compileWithFreshServer(object);
+  return { stats, requests: mock.requests().slice(before) };
 }
 
 const twirpCalls = (requests: LogLine[]) => requests.filter((r) => r.url?.includes('/twirp/'));

@@ -9,27 +9,16 @@ import { join } from 'node:path';
 import type { TrafficEvent } from '@gha-cache/mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstalledPeers } from '../peers/install.mjs';
-import { freePort, isolatedEnv, requirePeers, runCommand } from '../peers/support.js';
+import { createSccache, type Sccache, type SccacheStats } from '../peers/sccache.js';
+import { requirePeers } from '../peers/support.js';
 import type { MockProcess } from '../support/cli.js';
 import { type ProxyProcess, spawnProxy, spawnUpstream } from './support.js';
-
-interface SccacheStats {
-  stats: {
-    cache_hits: { counts: Record<string, number> };
-    cache_misses: { counts: Record<string, number> };
-    cache_read_errors: number;
-    cache_write_errors: number;
-    cache_writes: number;
-  };
-  cache_location: string;
-}
 
 let peers: Required<Pick<InstalledPeers, 'sccache' | 'cc'>>;
 let upstream: MockProcess;
 let proxy: ProxyProcess;
 let work: string;
-let env: NodeJS.ProcessEnv;
-let serverLog: string;
+let sccache: Sccache | undefined;
 
 beforeAll(async () => {
   peers = await requirePeers(['cc', 'sccache']);
@@ -40,52 +29,28 @@ beforeAll(async () => {
     join(work, 'hello.c'),
     '#include <stdio.h>\nint main(void) { puts("via the proxy"); return 0; }\n',
   );
-  await writeFile(join(work, 'sccache.conf'), '');
-  serverLog = join(work, 'sccache-server.log');
-  env = isolatedEnv({
-    SCCACHE_GHA_ENABLED: 'on',
-    ACTIONS_CACHE_SERVICE_V2: 'on',
-    ACTIONS_RESULTS_URL: proxy.env.ACTIONS_RESULTS_URL!,
-    ACTIONS_RUNTIME_TOKEN: upstream.env.ACTIONS_RUNTIME_TOKEN!,
-    SCCACHE_DIR: join(work, 'local-cache'),
-    SCCACHE_CONF: join(work, 'sccache.conf'),
-    SCCACHE_SERVER_PORT: String(await freePort()),
-    SCCACHE_IDLE_TIMEOUT: '300',
-    SCCACHE_ERROR_LOG: serverLog,
+  sccache = await createSccache({
+    peers,
+    work,
+    resultsUrl: proxy.env.ACTIONS_RESULTS_URL!,
+    token: upstream.env.ACTIONS_RUNTIME_TOKEN!,
+    context: () => `--- proxy ---\n${proxy.stderr().slice(-4000)}`,
   });
 });
 
 afterAll(async () => {
-  if (env) await sccache(['--stop-server']).catch(() => undefined);
+  await sccache?.stopServer();
   await proxy?.stop();
   await upstream?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function sccache(args: string[]) {
-  const result = await runCommand(peers.sccache.bin, args, { cwd: work, env, timeoutMs: 120_000 });
-  if (result.code !== 0) {
-    const log = await readFile(serverLog, 'utf8').catch(() => '');
-    throw new Error(
-      `sccache ${args.join(' ')} exited ${result.code ?? result.signal}:\n${result.stdout}\n${result.stderr}\n` +
-        `--- sccache server log (tail) ---\n${log.slice(-6000)}\n--- proxy ---\n${proxy.stderr().slice(-4000)}`,
-    );
-  }
-  return result;
-}
-
 async function compileWithFreshServer(
   object: string,
 ): Promise<{ stats: SccacheStats; events: TrafficEvent[] }> {
   const before = (await proxy.traffic()).at(-1)?.id ?? 0;
-  await sccache(['--start-server']);
-  try {
-    await sccache([peers.cc.bin, '-c', 'hello.c', '-o', object]);
-    const { stdout } = await sccache(['--show-stats', '--stats-format=json']);
-    return { stats: JSON.parse(stdout) as SccacheStats, events: await proxy.traffic(`after=${before}`) };
-  } finally {
-    await sccache(['--stop-server']);
-  }
+  const stats = await sccache!.compileWithFreshServer(object);
+  return { stats, events: await proxy.traffic(`after=${before}`) };
 }
 
 describe('sccache through the proxy', () => {
