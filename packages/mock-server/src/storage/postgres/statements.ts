@@ -65,6 +65,25 @@ export const SQL = {
                AND key >= $3 AND key < $5))
            LIMIT 1`,
   },
+  /**
+   * `matchInRange` for a batch of lookups in one statement: row `n` of the arrays ($1 repository,
+   * $2 scope, $3 key, $4 version, $5 upper bound) answers with its match, if any, tagged `n`.
+   */
+  matchBatch: {
+    name: 'gha_match_batch',
+    text: `SELECT t.n, m.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+             WITH ORDINALITY AS t(repository_id, scope, key, version, upper, n)
+           CROSS JOIN LATERAL (
+             (SELECT true AS exact, e.* FROM entries e
+               WHERE e.repository_id = t.repository_id AND e.scope = t.scope AND e.key = t.key COLLATE "C"
+                 AND e.version = t.version AND e.state = 'committed')
+             UNION ALL
+             (SELECT false AS exact, e.* FROM entries e WHERE e.id = (
+               SELECT max(r.id + 0) FROM entries r
+               WHERE r.repository_id = t.repository_id AND r.scope = t.scope AND r.version = t.version
+                 AND r.state = 'committed' AND r.key >= t.key COLLATE "C" AND r.key < t.upper COLLATE "C"))
+             LIMIT 1) m`,
+  },
   /** The same without an upper bound (a prefix of only U+10FFFF, or empty). */
   matchFrom: {
     name: 'gha_match_from',
