@@ -66,7 +66,7 @@ export function createLookups(
     }
     const found = new Map<number, MatchRow>();
     for (const r of rows) found.set(Number(r.n) - 1, r);
-    batch.forEach((b, i) => b.done(found.get(i)));
+    for (const [i, b] of batch.entries()) b.done(found.get(i));
   };
   const match = (lookup: Lookup) =>
     new Promise<MatchRow | undefined>((done, fail) => {
