@@ -130,8 +130,14 @@ describe('a fleet of three instances on PostgreSQL and Azure Blob Storage', () =
     expect(download.startsWith(`${azurite.accountUrl}/fleet/`)).toBe(true);
     expect(new URL(download).searchParams.get('sp')).toBe('r');
     expect((await new BlockBlobClient(download).downloadToBuffer()).toString()).toBe('direct');
-    // A later write through the old upload URL changes nothing readers get.
-    await new BlockBlobClient(upload).upload(Buffer.from('tampered'), 8);
+    // A later write through the old upload URL is refused (the seal's lease) and changes nothing readers get.
+    await expect(new BlockBlobClient(upload).upload(Buffer.from('tampered'), 8)).rejects.toMatchObject({
+      statusCode: 412,
+    });
+    const block = Buffer.from('late-block').toString('base64');
+    await expect(new BlockBlobClient(upload).stageBlock(block, Buffer.from('x'), 1)).rejects.toMatchObject({
+      statusCode: 412,
+    });
     expect((await new BlockBlobClient(download).downloadToBuffer()).toString()).toBe('direct');
     // Finalize checked the committed size: a wrong size_bytes commits nothing.
     const other = await create(0, token, 'wrong-size');
@@ -139,6 +145,50 @@ describe('a fleet of three instances on PostgreSQL and Azure Blob Storage', () =
     expect((await finalize(1, token, 'wrong-size', 4)).json.ok).toBe(false);
     expect((await lookup(2, token, 'wrong-size')).json.ok).toBe(false);
   });
+
+  it('a 512 MiB upload: Finalize seals it in one request, later writes are refused, deletes remove it', async () => {
+    const token = freshToken();
+    const size = 512 * MiB;
+    const created = await create(0, token, 'big');
+    const upload = new BlockBlobClient(String(created.json.signed_upload_url));
+    // Eight 64 MiB blocks of one zero-filled buffer: cheap to make, 512 MiB in Azurite.
+    const part = Buffer.alloc(64 * MiB);
+    const ids = Array.from({ length: 8 }, (_, n) => Buffer.from(`block-${n}`).toString('base64'));
+    for (const id of ids) await upload.stageBlock(id, part, part.length);
+    // The last bytes are not zeros: a range read below shows the sealed content is the upload's.
+    const tail = Buffer.from('end of the big upload');
+    const tailId = Buffer.from('block-8').toString('base64');
+    await upload.stageBlock(tailId, tail, tail.length);
+    await upload.commitBlockList([...ids, tailId]);
+    const total = size + tail.length;
+    const finalized = await finalize(1, token, 'big', total);
+    expect(finalized.json.ok).toBe(true);
+    await expect(upload.stageBlock(tailId, Buffer.from('x'), 1)).rejects.toMatchObject({ statusCode: 412 });
+    await expect(upload.commitBlockList(ids)).rejects.toMatchObject({ statusCode: 412 });
+    const got = await lookup(2, token, 'big');
+    const download = new BlockBlobClient(String(got.json.signed_download_url));
+    expect((await download.getProperties()).contentLength).toBe(total);
+    expect((await download.downloadToBuffer(size, tail.length)).toString()).toBe(tail.toString());
+
+    // An admin delete (a download URL was issued: the blob stays readable until it expires). Through
+    // the instance that issued it: other instances see its hits up to a fraction of a second late.
+    const id = String(finalized.json.entry_id);
+    expect((await fetch(`${instances[2]!.url}/_admin/entries/${id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await download.downloadToBuffer(size, tail.length)).toString()).toBe(tail.toString());
+    // A sealed entry nobody looked up goes with its blob at once.
+    const small = await create(0, token, 'sealed-then-deleted');
+    const smallBlob = new BlockBlobClient(String(small.json.signed_upload_url));
+    await smallBlob.upload(Buffer.from('gone'), 4);
+    const smallDone = await finalize(0, token, 'sealed-then-deleted', 4);
+    expect(smallDone.json.ok).toBe(true);
+    const smallId = String(smallDone.json.entry_id);
+    expect((await fetch(`${instances[1]!.url}/_admin/entries/${smallId}`, { method: 'DELETE' })).status).toBe(
+      204,
+    );
+    expect(await azurite.service.getContainerClient('fleet').getBlobClient(smallBlob.name).exists()).toBe(
+      false,
+    );
+  }, 180_000);
 
   it('a key PostgreSQL cannot store (U+0000) gets a clear Twirp invalid_argument, not a 5xx', async () => {
     const res = await create(0, freshToken(), 'a\u0000b');

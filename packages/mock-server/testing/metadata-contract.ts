@@ -258,6 +258,48 @@ export function describeMetadataContract(
         expect(keyOf(await m.findCommittedByPrefix(REPO, SCOPE, VERSION, ''))).toBe('new-299');
         expect(await m.findCommittedByPrefix(REPO, SCOPE, VERSION, 'old-3000')).toBeUndefined();
       });
+
+      it('answers concurrent lookups each with its own match (exact, else prefix, as the service asks)', async () => {
+        for (let i = 0; i < 40; i++) await save(`many-${i}-key`);
+        await save('many-7-key', { scope: 'refs/heads/other' });
+        await save('many-8-key', { version: 'other-version' });
+        /** The service's order for one key: exact, then (on a miss) prefix. */
+        const lookup = async (key: string, over: Partial<EntryIdentity> = {}) => {
+          const scope = over.scope ?? SCOPE;
+          const version = over.version ?? VERSION;
+          const exact = await m.findCommittedExact(REPO, scope, version, key);
+          if (exact) return `exact:${exact.key}:${exact.scope}:${exact.version}`;
+          const prefix = await m.findCommittedByPrefix(REPO, scope, version, key);
+          return prefix ? `prefix:${prefix.key}:${prefix.scope}:${prefix.version}` : 'miss';
+        };
+        const asked = Array.from({ length: 40 }, (_, i) =>
+          i % 2 === 0 ? lookup(`many-${i}-key`) : lookup(`many-${i}-`),
+        );
+        const others = [
+          lookup('many-7-', { scope: 'refs/heads/other' }),
+          lookup('many-8-key', { version: 'other-version' }),
+          lookup('many-99'),
+        ];
+        // A value some backend cannot store fails (or misses) on its own, never the others.
+        const odd = lookup('bad\u0000key');
+        const [answers, rest, oddResult] = await Promise.all([
+          Promise.all(asked),
+          Promise.all(others),
+          odd.then(
+            (r) => r,
+            () => 'rejected',
+          ),
+        ]);
+        answers.forEach((a, i) => {
+          expect(a).toBe(`${i % 2 === 0 ? 'exact' : 'prefix'}:many-${i}-key:${SCOPE}:${VERSION}`);
+        });
+        expect(rest).toEqual([
+          `prefix:many-7-key:refs/heads/other:${VERSION}`,
+          `exact:many-8-key:${SCOPE}:other-version`,
+          'miss',
+        ]);
+        expect(['miss', 'rejected']).toContain(oddResult);
+      });
     });
     describe('usage and eviction order', () => {
       /** Reserve + commit (no blob) with a size, then a last access at `accessedAt`. */

@@ -229,10 +229,10 @@ export interface DirectBlobAccess {
   /** A read-only SAS URL of the sealed content, valid for `ttlMs` of real time. */
   downloadUrl(blobId: string, ttlMs: number): string;
   /**
-   * Finalize: reads the uploaded blob's committed size; when it is `sizeBytes`, copies exactly that
-   * content (by ETag) to the sealed name that download URLs read, so later writes through the
-   * upload URL change nothing readers get. Returns the uploaded properties (`undefined`: nothing
-   * was uploaded); the seal happened only if their size is `sizeBytes`.
+   * Finalize: reads the uploaded blob's committed size; when it is `sizeBytes`, makes exactly that
+   * content (by ETag) immutable, in a time that does not grow with its size, so later writes
+   * through the upload URL change nothing readers get. Returns the uploaded properties
+   * (`undefined`: nothing was uploaded); the seal happened only if their size is `sizeBytes`.
    */
   seal(blobId: string, sizeBytes: number): Promise<BlobProperties | undefined>;
 }

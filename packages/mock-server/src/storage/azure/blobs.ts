@@ -14,9 +14,19 @@ export interface AzureBlobStoreOptions {
 }
 
 const BLOB_ID = /^[0-9a-f]{32}$/;
-/** Names in the container: the upload target `<blobId>` and the sealed content `<blobId>.sealed`. */
+/**
+ * Names in the container: `<blobId>`, the upload target and, once sealed, what readers get. Earlier
+ * builds sealed by a copy to `<blobId>.sealed`; such names are still removed with their entry.
+ */
 const NAME = /^([0-9a-f]{32})(\.sealed)?$/;
-const sealedName = (blobId: string) => `${blobId}.sealed`;
+const oldSealedName = (blobId: string) => `${blobId}.sealed`;
+/** Azure error codes of a write to a leased blob without (or with another) lease id, and the reverse. */
+const LEASED = new Set([
+  'LeaseIdMissing',
+  'LeaseIdMismatchWithBlobOperation',
+  'LeaseIdMismatchWithLeaseOperation',
+]);
+const NOT_LEASED = 'LeaseNotPresentWithBlobOperation';
 /** Bodies up to this size are sent in one Put Blob; larger ones stream as blocks. */
 const SINGLE_PUT = 4 * 1024 * 1024;
 const RETAIN = 'ghacacheretainuntil';
@@ -26,7 +36,10 @@ const TAGS = { latest: 'Latest', committed: 'Committed', uncommitted: 'Uncommitt
 /**
  * Blobs in Azure Blob Storage (or Azurite), through `@azure/storage-blob`. Clients upload and
  * download straight through SAS URLs (`direct`); the mock never touches those bytes. Finalize
- * seals an upload by a server-side copy to `<blobId>.sealed` conditioned on the ETag it checked.
+ * seals an upload by an infinite lease on it, taken on the ETag it checked: from then on every write
+ * through the upload URL (Put Blob, Put Block, Put Block List, Set Metadata) fails with 412 and
+ * readers keep the checked content, whatever its size, in one request. The lease id is derived from
+ * the account key and the blob id, so every instance can delete what another sealed.
  * The SDK does not retry (the clients own retries); every request is bounded by `timeoutMs`.
  */
 export async function createAzureBlobStore(options: AzureBlobStoreOptions): Promise<BlobStore> {
@@ -49,6 +62,34 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
     });
   }
 
+  // Every lookup signs a URL: the container's URL once, not a client per call.
+  const containerUrl = container.url;
+  /** The lease that seals `blobId`: a GUID only holders of the account key can compute. */
+  const sealLease = (blobId: string): string => {
+    const h = Buffer.from(credential.computeHMACSHA256(`gha-cache-seal:${blobId}`), 'base64').toString('hex');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  };
+  const codeOf = (err: unknown) => (err as { code?: unknown } | undefined)?.code;
+  /**
+   * Runs a write on a name that may be sealed: without a lease, then (when Azure says the blob is
+   * leased) with the seal's lease id, then (a lease of another id) after breaking it.
+   */
+  const onLeased = async <T>(name: string, op: (leaseId?: string) => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch (err) {
+      if (!LEASED.has(String(codeOf(err)))) throw err;
+    }
+    const blobId = name.slice(0, 32);
+    try {
+      return await op(sealLease(blobId));
+    } catch (err) {
+      if (!LEASED.has(String(codeOf(err))) && codeOf(err) !== NOT_LEASED) throw err;
+    }
+    await container.getBlobClient(name).getBlobLeaseClient().breakLease(0);
+    return op();
+  };
+
   const sign = (name: string, permissions: string, ttlMs: number): string => {
     const now = Date.now();
     const query = azure
@@ -64,7 +105,7 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
         credential,
       )
       .toString();
-    return `${container.getBlobClient(name).url}?${query}`;
+    return `${containerUrl}/${name}?${query}`;
   };
   const check = (blobId: string) => {
     if (!BLOB_ID.test(blobId)) throw new StorageError('BlobNotFound', `blob ${blobId} does not exist`);
@@ -109,16 +150,21 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
     const text = await res.text();
     if (res.status !== 201) throw fromAzure(undefined, `Put Block List ${name}`, res.status, text);
   };
-  /** Reads the sealed content if there is one, else the upload (what the mock's own reads see). */
+  /** The committed content of a blob id (what the mock's own reads see). */
   const current = async (blobId: string) => {
-    const sealed = await head(sealedName(blobId));
-    if (sealed) return { name: sealedName(blobId), properties: sealed };
     const uploaded = await head(blobId);
     return uploaded && { name: blobId, properties: uploaded };
   };
   const deleteName = async (name: string): Promise<boolean> => {
     try {
-      return (await container.deleteBlob(name)) !== undefined;
+      return (
+        (await onLeased(name, (leaseId) =>
+          container.deleteBlob(name, {
+            deleteSnapshots: 'include',
+            ...(leaseId ? { conditions: { leaseId } } : {}),
+          }),
+        )) !== undefined
+      );
     } catch (err) {
       const mapped = fromAzure(err, `Delete Blob ${name}`);
       if (mapped instanceof StorageError && mapped.code === 'BlobNotFound') return false;
@@ -210,10 +256,14 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
 
     async discardBlob(blobId, retainUntil, now) {
       if (!BLOB_ID.test(blobId)) return;
-      for (const name of [blobId, sealedName(blobId)]) {
+      for (const name of [blobId, oldSealedName(blobId)]) {
         if (retainUntil > now) {
           try {
-            await container.getBlobClient(name).setMetadata({ [RETAIN]: String(retainUntil) });
+            await onLeased(name, (leaseId) =>
+              container
+                .getBlobClient(name)
+                .setMetadata({ [RETAIN]: String(retainUntil) }, leaseId ? { conditions: { leaseId } } : {}),
+            );
             continue;
           } catch (err) {
             const mapped = fromAzure(err, `Set Blob Metadata ${name}`);
@@ -221,7 +271,8 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
           }
         }
         if (name === blobId) {
-          // An empty commit drops the staged blocks, which Delete Blob alone may leave.
+          // An empty commit drops the staged blocks, which Delete Blob alone may leave (a sealed
+          // blob has none: the lease refuses them).
           await putBlockList(blobId, []).catch(() => undefined);
         }
         await deleteName(name);
@@ -274,24 +325,26 @@ export async function createAzureBlobStore(options: AzureBlobStoreOptions): Prom
         'the traffic journal, the UI and /metrics see no blob operations (no blob events, no bytes uploaded or downloaded)',
       ],
       uploadUrl: (blobId, ttlMs) => sign(blobId, 'cw', ttlMs),
-      downloadUrl: (blobId, ttlMs) => sign(sealedName(blobId), 'r', ttlMs),
+      downloadUrl: (blobId, ttlMs) => sign(blobId, 'r', ttlMs),
       async seal(blobId, sizeBytes) {
         check(blobId);
-        const uploaded = await head(blobId);
-        if (!uploaded || uploaded.size !== sizeBytes) return uploaded;
-        const source = sign(blobId, 'r', 10 * 60_000);
-        try {
-          const copy = await container
-            .getBlobClient(sealedName(blobId))
-            .beginCopyFromURL(source, { sourceConditions: { ifMatch: uploaded.etag }, intervalInMs: 250 });
-          const done = await copy.pollUntilDone();
-          if (done.copyStatus !== 'success') throw new Error(`copy ended ${done.copyStatus}`);
-        } catch (err) {
-          throw fromAzure(err, `Copy Blob ${blobId}`);
+        // On exactly the content checked: a write between the HEAD and the lease fails the lease
+        // (412), never seals other bytes; then the check runs again. A retried Finalize finds its
+        // own lease (same id) and takes it again.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const uploaded = await head(blobId);
+          if (!uploaded || uploaded.size !== sizeBytes) return uploaded;
+          try {
+            await container
+              .getBlobClient(blobId)
+              .getBlobLeaseClient(sealLease(blobId))
+              .acquireLease(-1, { conditions: { ifMatch: uploaded.etag } });
+            return uploaded;
+          } catch (err) {
+            if (codeOf(err) !== 'ConditionNotMet') throw fromAzure(err, `Lease Blob ${blobId}`);
+          }
         }
-        // The upload name is no longer read; a late write through its URL is swept with the entry.
-        await deleteName(blobId).catch(() => undefined);
-        return uploaded;
+        throw new StorageError('Unavailable', `blob ${blobId} kept changing while Finalize sealed it`);
       },
     },
 

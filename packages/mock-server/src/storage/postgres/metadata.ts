@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
-import { prefixUpperBound } from '../sqlite/prefix.js';
 import { type CacheEntry, type EntryState, type MetadataStore, StorageError } from '../types.js';
+import { createLookups } from './lookups.js';
 import { migrate, SWEEP_LOCK } from './schema.js';
 import { type EntryRow, SQL, toEntry } from './statements.js';
+import { createTouchBatcher } from './touches.js';
 
 export interface PostgresMetadataOptions {
   /** `postgres://user:password@host:port/database` (any libpq-style URL node-postgres accepts). */
@@ -41,7 +42,8 @@ function unavailable(err: unknown): StorageError {
  * The metadata store of a fleet: PostgreSQL through node-postgres. Any number of instances share
  * one database; uniqueness is the `entries_identity` constraint, the rate limit a table written
  * under a per-key advisory lock, the sweeper one instance at a time under a session advisory lock.
- * Migrations run at start. Hits are batched per event-loop turn (one UPDATE for all of them).
+ * Migrations run at start. A lookup's exact and prefix steps are one statement (`lookups.ts`); hits
+ * are written in batches (`touches.ts`).
  */
 export async function createPostgresMetadataStore(options: PostgresMetadataOptions): Promise<MetadataStore> {
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -55,6 +57,10 @@ export async function createPostgresMetadataStore(options: PostgresMetadataOptio
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     application_name: 'gha-cache-mock',
+    // The named statements are planned once per connection: PostgreSQL would otherwise plan a
+    // lookup afresh on every call (its custom plan looks cheaper than the generic one, which is
+    // the same index walk), which costs more than running it.
+    options: '-c plan_cache_mode=force_generic_plan',
   });
   // A connection that breaks while idle (a database restart) is dropped by the pool; never a crash.
   pool.on('error', (err) => options.onError?.(err));
@@ -83,68 +89,8 @@ export async function createPostgresMetadataStore(options: PostgresMetadataOptio
     throw new Error(`cannot open the metadata database: ${(err as Error).message}`, { cause: err });
   }
 
-  /** Hits not yet written (see the SQLite store's batcher): id → [lastAccessedAt, downloadUrlExpiresAt]. */
-  const touches = (() => {
-    let pending = new Map<number, readonly [number, number]>();
-    /** The batch being written: reads on other connections may not see it yet. */
-    let writing = new Map<number, readonly [number, number]>();
-    let flushing: Promise<void> | undefined;
-    let scheduled = false;
-    const write = async (batch: Map<number, readonly [number, number]>) => {
-      const ids: string[] = [];
-      const ats: string[] = [];
-      const expires: string[] = [];
-      for (const [id, [at, exp]] of batch) {
-        ids.push(String(Math.trunc(id)));
-        ats.push(String(Math.trunc(at)));
-        expires.push(String(Math.trunc(exp)));
-      }
-      // Access times only: no wait for the WAL flush (a database crash may lose the last batches
-      // of hits, never an entry). Integers only, so the arrays are safe as literals.
-      const arr = (xs: string[]) => `'{${xs.join(',')}}'::bigint[]`;
-      const update = SQL.touch.text
-        .replace('$1::bigint[]', arr(ids))
-        .replace('$2::bigint[]', arr(ats))
-        .replace('$3::bigint[]', arr(expires));
-      await query({ text: `BEGIN; SET LOCAL synchronous_commit TO off; ${update}; COMMIT` });
-    };
-    const flush = async (): Promise<void> => {
-      while (flushing) await flushing;
-      if (pending.size === 0) return;
-      const batch = pending;
-      pending = new Map();
-      writing = batch;
-      flushing = write(batch).finally(() => {
-        flushing = undefined;
-        writing = new Map();
-      });
-      await flushing;
-    };
-    return {
-      flush,
-      record(id: number, now: number, urlExpiresAt: number) {
-        const earlier = pending.get(id);
-        pending.set(id, [now, Math.max(earlier?.[1] ?? 0, urlExpiresAt)]);
-        if (scheduled) return;
-        scheduled = true;
-        setImmediate(() => {
-          scheduled = false;
-          // A failed batch loses access times only (an outage); the next hits write them again.
-          flush().catch((err: unknown) => options.onError?.(err as Error));
-        });
-      },
-      apply(entry: CacheEntry): CacheEntry {
-        const newer = pending.get(entry.id);
-        const older = writing.get(entry.id);
-        if (!newer && !older) return entry;
-        return {
-          ...entry,
-          lastAccessedAt: (newer ?? older)![0],
-          downloadUrlExpiresAt: Math.max(entry.downloadUrlExpiresAt, newer?.[1] ?? 0, older?.[1] ?? 0),
-        };
-      },
-    };
-  })();
+  const touches = createTouchBatcher((text) => query({ text }), options.onError);
+  const lookups = createLookups(query, touches.apply);
 
   let ratePrunedAt = 0;
 
@@ -167,16 +113,8 @@ export async function createPostgresMetadataStore(options: PostgresMetadataOptio
     getEntry: (id) => one({ ...SQL.get, values: [id] }),
     findEntry: (i) => one({ ...SQL.find, values: [i.repositoryId, i.scope, i.key, i.version] }),
     findEntryByBlobId: (blobId) => one({ ...SQL.findByBlob, values: [blobId] }),
-    async findCommittedExact(repositoryId, scope, version, key) {
-      const e = await one({ ...SQL.find, values: [repositoryId, scope, key, version] });
-      return e?.state === 'committed' ? e : undefined;
-    },
-    findCommittedByPrefix(repositoryId, scope, version, prefix) {
-      const upper = prefixUpperBound(prefix);
-      return upper === undefined
-        ? one({ ...SQL.newestFrom, values: [repositoryId, scope, version, prefix] })
-        : one({ ...SQL.newestInRange, values: [repositoryId, scope, version, prefix, upper] });
-    },
+    findCommittedExact: lookups.exact,
+    findCommittedByPrefix: lookups.prefix,
     async listEntries(filter = {}) {
       const rows = await query<EntryRow>({
         ...SQL.list,

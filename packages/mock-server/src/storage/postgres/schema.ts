@@ -89,6 +89,17 @@ export const MIGRATIONS: readonly { readonly version: number; readonly sql: stri
       END $$;
     `,
   },
+  {
+    version: 2,
+    sql: `
+      -- The prefix walk reads ids from the index alone (an index-only scan of the key range).
+      CREATE INDEX entries_committed_key_id ON entries (repository_id, scope, version, key) INCLUDE (id)
+        WHERE state = 'committed';
+      DROP INDEX entries_committed_key;
+      -- No statement walks ids newest-first any more; each index is one more write per hit.
+      DROP INDEX entries_committed_recent;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

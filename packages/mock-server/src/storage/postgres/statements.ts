@@ -47,10 +47,56 @@ export const SQL = {
   },
   findByBlob: { name: 'gha_find_by_blob', text: 'SELECT * FROM entries WHERE blob_id = $1' },
   /**
-   * The newest committed entry with a key in [$4, $5): the max id over the key range of the
-   * `entries_committed_key` index (`id + 0` keeps the planner from walking all ids newest-first
-   * instead, which is O(entries) for a selective prefix).
+   * A lookup's exact step and prefix step in one round trip: the committed entry with key $3 if
+   * there is one (`exact` true), else the newest committed entry with a key in [$3, $5) (`exact`
+   * false). `LIMIT 1` over `UNION ALL` stops after the first branch that has a row, so a hit on the
+   * exact key never walks the range. The range's newest id is the max over the key range of
+   * `entries_committed_key_id`, which holds the ids (an index-only scan; `id + 0` keeps the
+   * planner from walking the primary key newest-first instead, O(entries) for a selective prefix).
    */
+  matchInRange: {
+    name: 'gha_match_in_range',
+    text: `(SELECT true AS exact, * FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND key = $3 AND version = $4 AND state = 'committed')
+           UNION ALL
+           (SELECT false AS exact, * FROM entries WHERE id = (
+             SELECT max(id + 0) FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND version = $4 AND state = 'committed'
+               AND key >= $3 AND key < $5))
+           LIMIT 1`,
+  },
+  /**
+   * `matchInRange` for a batch of lookups in one statement: row `n` of the arrays ($1 repository,
+   * $2 scope, $3 key, $4 version, $5 upper bound) answers with its match, if any, tagged `n`.
+   */
+  matchBatch: {
+    name: 'gha_match_batch',
+    text: `SELECT t.n, m.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+             WITH ORDINALITY AS t(repository_id, scope, key, version, upper, n)
+           CROSS JOIN LATERAL (
+             (SELECT true AS exact, e.* FROM entries e
+               WHERE e.repository_id = t.repository_id AND e.scope = t.scope AND e.key = t.key COLLATE "C"
+                 AND e.version = t.version AND e.state = 'committed')
+             UNION ALL
+             (SELECT false AS exact, e.* FROM entries e WHERE e.id = (
+               SELECT max(r.id + 0) FROM entries r
+               WHERE r.repository_id = t.repository_id AND r.scope = t.scope AND r.version = t.version
+                 AND r.state = 'committed' AND r.key >= t.key COLLATE "C" AND r.key < t.upper COLLATE "C"))
+             LIMIT 1) m`,
+  },
+  /** The same without an upper bound (a prefix of only U+10FFFF, or empty). */
+  matchFrom: {
+    name: 'gha_match_from',
+    text: `(SELECT true AS exact, * FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND key = $3 AND version = $4 AND state = 'committed')
+           UNION ALL
+           (SELECT false AS exact, * FROM entries WHERE id = (
+             SELECT max(id + 0) FROM entries
+             WHERE repository_id = $1 AND scope = $2 AND version = $4 AND state = 'committed'
+               AND key >= $3))
+           LIMIT 1`,
+  },
+  /** The prefix step alone: the newest committed entry with a key in [$4, $5). */
   newestInRange: {
     name: 'gha_newest_in_range',
     text: `SELECT * FROM entries WHERE id = (
@@ -58,7 +104,7 @@ export const SQL = {
              WHERE repository_id = $1 AND scope = $2 AND version = $3 AND state = 'committed'
                AND key >= $4 AND key < $5)`,
   },
-  /** The same without an upper bound (a prefix of only U+10FFFF, or empty). */
+  /** The same without an upper bound. */
   newestFrom: {
     name: 'gha_newest_from',
     text: `SELECT * FROM entries WHERE id = (
