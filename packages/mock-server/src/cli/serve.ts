@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONNECTION_TIMEOUTS } from '../connections.js';
 import { type FaultRuleInput, parseFaultSpec } from '../faults/index.js';
+import { loadTwirpMethods } from '../plugins/twirp.js';
 import { parseRepositorySpec, type Repository } from '../repositories.js';
 import { createHostAllowList } from '../security/hosts.js';
 import { loadSeedManifest } from '../seed.js';
@@ -391,5 +392,7 @@ export function serveCommand(program: Command): void {
       }
       // Last: the export lines on stdout are the signal that everything above is ready.
       process.stdout.write(`${lines.join('\n')}\n`);
+      // The protobuf side of the Twirp API, loaded now rather than by the first call (which waits for it).
+      loadTwirpMethods().catch(() => undefined);
     });
 }
