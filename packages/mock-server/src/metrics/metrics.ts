@@ -11,18 +11,11 @@
 import type { TrafficJournal } from '../journal/journal.js';
 import type { RemovalCause, RemovalLedger } from '../journal/removals.js';
 import type { TrafficEvent } from '../journal/types.js';
-import type { RepositoryUsage } from '../storage/types.js';
-import type { PrometheusMetrics } from './prometheus.js';
+import type { PrometheusMetrics, PrometheusOptions } from './prometheus.js';
 
-export interface MetricsOptions {
+export interface MetricsOptions extends PrometheusOptions {
   readonly journal: Pick<TrafficJournal, 'subscribe'>;
   readonly removals: Pick<RemovalLedger, 'onRemoval'>;
-  /** Committed entries and bytes per repository, read at each scrape. */
-  readonly usage: () => RepositoryUsage[] | Promise<RepositoryUsage[]>;
-  /** `owner/repo` of a repository id, when registered. */
-  readonly repositoryName: (id: string) => string | undefined;
-  /** Also the Node.js process metrics (`gha_cache_process_…`, `gha_cache_nodejs_…`). Default true. */
-  readonly processMetrics?: boolean;
 }
 
 export interface MockMetrics {

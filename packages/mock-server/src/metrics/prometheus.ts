@@ -4,7 +4,16 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { TrafficEvent } from '../journal/types.js';
-import type { MetricsOptions } from './metrics.js';
+import type { RepositoryUsage } from '../storage/types.js';
+
+export interface PrometheusOptions {
+  /** Committed entries and bytes per repository, read at each scrape. */
+  readonly usage: () => RepositoryUsage[] | Promise<RepositoryUsage[]>;
+  /** `owner/repo` of a repository id, when registered. */
+  readonly repositoryName: (id: string) => string | undefined;
+  /** Also the Node.js process metrics (`gha_cache_process_…`, `gha_cache_nodejs_…`). Default true. */
+  readonly processMetrics?: boolean;
+}
 
 export interface PrometheusMetrics {
   readonly contentType: string;
@@ -24,9 +33,7 @@ const REJECTIONS: Readonly<Record<string, string>> = {
   'read-denied': 'read_denied',
 };
 
-export function createPrometheusMetrics(
-  options: Pick<MetricsOptions, 'usage' | 'repositoryName' | 'processMetrics'>,
-): PrometheusMetrics {
+export function createPrometheusMetrics(options: PrometheusOptions): PrometheusMetrics {
   const registry = new Registry();
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: P });
   const registers = [registry];
