@@ -40,6 +40,7 @@ import type { PolicySettings } from './policies/settings.js';
 import { buildReport, type InspectorRoutesOptions, inspectorRoutes } from './report/routes.js';
 import { createRepositoryRegistry } from './repositories.js';
 import { redactUrl, requestLogPlugin } from './request-log.js';
+import { lazySchemaController } from './schema-compilers.js';
 import { securityGuardPlugin, surfaceOf } from './security/guard.js';
 import { createSeeder } from './seed.js';
 import { createMemoryStorage } from './storage/memory/index.js';
@@ -213,6 +214,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     return503OnClosing: true,
     forceCloseConnections: true,
     requestIdHeader: false,
+    // No route has a JSON schema: ajv is loaded only if one ever does.
+    schemaController: lazySchemaController,
     // A URL Fastify cannot decode (e.g. `/account/container/%zz`) still gets the protocol's own error.
     frameworkErrors: (error, request, res) => {
       const reply = res as FastifyReply;

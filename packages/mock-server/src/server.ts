@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
 import type { MintTokenOptions, TokenScope } from './auth/tokens.js';
 import { trackRequests } from './connections.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import type { FaultRegistry } from './faults/index.js';
+import { loadSecrets } from './secrets.js';
 import { isLoopbackHost } from './security/hosts.js';
 import type { Seeder } from './seed.js';
 import { type AzureBlobStoreOptions, createAzureBlobStore } from './storage/azure/blobs.js';
@@ -24,6 +23,8 @@ import { createSqliteMetadataStore } from './storage/sqlite/metadata.js';
 import { composeStorage } from './storage/storage.js';
 import type { BlobStore, CacheStorage, MetadataStore } from './storage/types.js';
 import { checkDataDirAtStart, type Finding } from './storage/verify.js';
+
+export { loadSecrets } from './secrets.js';
 
 export interface MockServerOptions extends Omit<AppOptions, 'storage'> {
   /**
@@ -104,38 +105,6 @@ export interface MockServer {
    * left, closes the storage and releases the data dir. Resolves to how many requests were cut.
    */
   close(options?: CloseOptions): Promise<{ unfinished: number }>;
-}
-
-interface Secrets {
-  tokenSecret: Buffer;
-  accountKey: Buffer;
-}
-
-/** Loads `<dataDir>/secrets.json`, creating it (mode 0600) with fresh random keys the first time. */
-export async function loadSecrets(dataDir: string): Promise<Secrets> {
-  const file = join(dataDir, 'secrets.json');
-  try {
-    const json = JSON.parse(await readFile(file, 'utf8')) as { tokenSecret: string; accountKey: string };
-    return {
-      tokenSecret: Buffer.from(json.tokenSecret, 'base64'),
-      accountKey: Buffer.from(json.accountKey, 'base64'),
-    };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const secrets = { tokenSecret: randomBytes(32), accountKey: randomBytes(64) };
-  await mkdir(dataDir, { recursive: true });
-  const body = JSON.stringify({
-    tokenSecret: secrets.tokenSecret.toString('base64'),
-    accountKey: secrets.accountKey.toString('base64'),
-  });
-  await writeFile(file, `${body}\n`, { mode: 0o600, flag: 'wx' }).catch(
-    async (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EEXIST') return; // another process won the race; read theirs below
-      throw err;
-    },
-  );
-  return loadSecrets(dataDir);
 }
 
 /** Kinds of store the options pick (storage instance aside). */

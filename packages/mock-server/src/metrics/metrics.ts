@@ -2,144 +2,63 @@
  * Prometheus metrics (`GET /metrics`, names prefixed `gha_cache_`), fed by the traffic journal and the
  * removal ledger; stored entries and bytes are read from the store at scrape time. Labels never carry a
  * key, a token or a URL: only operation, outcome, client, match, reason, cause, rule and repository.
+ *
+ * prom-client (with its dependencies, a sixth of a start) is loaded at the first scrape, or once
+ * `BUFFERED_EVENTS` requests have been answered: until then the events wait here and are all counted
+ * when it comes, so a short test run never loads it and the figures are the same either way. The
+ * process metrics (`processMetrics`) start counting when it is loaded.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { TrafficJournal } from '../journal/journal.js';
-import type { RemovalLedger } from '../journal/removals.js';
+import type { RemovalCause, RemovalLedger } from '../journal/removals.js';
 import type { TrafficEvent } from '../journal/types.js';
-import type { RepositoryUsage } from '../storage/types.js';
+import type { PrometheusMetrics, PrometheusOptions } from './prometheus.js';
 
-export interface MetricsOptions {
-  readonly journal: TrafficJournal;
-  readonly removals: RemovalLedger;
-  /** Committed entries and bytes per repository, read at each scrape. */
-  readonly usage: () => RepositoryUsage[] | Promise<RepositoryUsage[]>;
-  /** `owner/repo` of a repository id, when registered. */
-  readonly repositoryName: (id: string) => string | undefined;
-  /** Also the Node.js process metrics (`gha_cache_process_…`, `gha_cache_nodejs_…`). Default true. */
-  readonly processMetrics?: boolean;
+export interface MetricsOptions extends PrometheusOptions {
+  readonly journal: Pick<TrafficJournal, 'subscribe'>;
+  readonly removals: Pick<RemovalLedger, 'onRemoval'>;
 }
 
 export interface MockMetrics {
-  readonly registry: Registry;
-  readonly contentType: string;
-  /** The text exposition. */
-  render(): Promise<string>;
+  /** The text exposition and its content type. */
+  scrape(): Promise<{ contentType: string; text: string }>;
   /** Stops listening to the journal. */
   close(): void;
 }
 
-const P = 'gha_cache_';
-const REJECTIONS: Readonly<Record<string, string>> = {
-  'rate-limited': 'rate_limited',
-  quota: 'quota',
-  'write-denied': 'write_denied',
-  'read-denied': 'read_denied',
-};
+/** Answered requests kept for prom-client before it is loaded (a few hundred KB at most). */
+export const BUFFERED_EVENTS = 1000;
 
 export function createMetrics(options: MetricsOptions): MockMetrics {
-  const registry = new Registry();
-  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: P });
-  const registers = [registry];
-  const requests = new Counter({
-    name: `${P}requests_total`,
-    help: 'Requests answered, by operation, outcome and client',
-    labelNames: ['operation', 'outcome', 'client'] as const,
-    registers,
-  });
-  const hits = new Counter({
-    name: `${P}lookup_hits_total`,
-    help: 'Lookups (GetCacheEntryDownloadURL) that found an entry, by match type',
-    labelNames: ['match'] as const,
-    registers,
-  });
-  const misses = new Counter({
-    name: `${P}lookup_misses_total`,
-    help: 'Lookups that found nothing, by the reason the mock worked out',
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const uploaded = new Counter({
-    name: `${P}uploaded_bytes_total`,
-    help: 'Blob bytes received (Put Blob, Put Block)',
-    registers,
-  });
-  const downloaded = new Counter({
-    name: `${P}downloaded_bytes_total`,
-    help: 'Blob bytes sent (Get Blob)',
-    registers,
-  });
-  const rejections = new Counter({
-    name: `${P}rejections_total`,
-    help: 'Writes or reads refused by a policy: rate_limited, quota, write_denied, read_denied',
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const faults = new Counter({
-    name: `${P}fault_firings_total`,
-    help: 'Requests a fault rule acted on, by rule id',
-    labelNames: ['rule'] as const,
-    registers,
-  });
-  const removed = new Counter({
-    name: `${P}entries_removed_total`,
-    help: 'Entries removed, by cause: evicted (quota), expired (idle), abandoned, deleted-rest, deleted-admin, discarded',
-    labelNames: ['cause'] as const,
-    registers,
-  });
-  const duration = new Histogram({
-    name: `${P}request_duration_seconds`,
-    help: 'Time from request to response, by operation',
-    labelNames: ['operation'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
-    registers,
-  });
-  const entries = new Gauge({
-    name: `${P}stored_entries`,
-    help: 'Committed entries, by repository',
-    labelNames: ['repository'] as const,
-    registers,
-  });
-  const bytes = new Gauge({
-    name: `${P}stored_bytes`,
-    help: 'Committed bytes, by repository',
-    labelNames: ['repository'] as const,
-    registers,
-  });
-  for (const cause of ['evicted', 'expired', 'abandoned', 'deleted-rest', 'deleted-admin', 'discarded'])
-    removed.inc({ cause }, 0);
-
-  const onEvent = (e: TrafficEvent) => {
-    requests.inc({ operation: e.op, outcome: e.outcome, client: e.client });
-    duration.observe({ operation: e.op }, e.durationMs / 1000);
-    if (e.outcome === 'hit-exact' || e.outcome === 'hit-prefix') hits.inc({ match: e.match ?? 'exact' });
-    else if (e.outcome === 'miss') misses.inc({ reason: e.explanation?.reason ?? 'unexplained' });
-    const rejection = REJECTIONS[e.outcome];
-    if (rejection) rejections.inc({ reason: rejection });
-    if (e.fault) for (const rule of e.fault.split(',')) faults.inc({ rule });
-    if (e.bytes !== undefined && e.status < 300) {
-      if (e.op === 'PutBlob' || e.op === 'PutBlock') uploaded.inc(e.bytes);
-      else if (e.op === 'GetBlob') downloaded.inc(e.bytes);
-    }
-  };
-  const unsubscribe = options.journal.subscribe(onEvent);
+  let prometheus: PrometheusMetrics | undefined;
+  let loading: Promise<PrometheusMetrics> | undefined;
+  const events: TrafficEvent[] = [];
+  const removals: RemovalCause[] = [];
   let closed = false;
-  options.removals.onRemoval((r) => {
-    if (!closed) removed.inc({ cause: r.cause });
+  const load = () => {
+    loading ??= import('./prometheus.js').then(({ createPrometheusMetrics }) => {
+      const loaded = createPrometheusMetrics(options);
+      for (const e of events.splice(0)) loaded.record(e);
+      for (const cause of removals.splice(0)) loaded.removed(cause);
+      prometheus = loaded;
+      return loaded;
+    });
+    return loading;
+  };
+  const unsubscribe = options.journal.subscribe((e) => {
+    if (prometheus) return prometheus.record(e);
+    events.push(e);
+    // The loading goes on while requests are answered; its events are counted when it is done.
+    if (events.length === BUFFERED_EVENTS) load().catch(() => undefined);
   });
-
+  options.removals.onRemoval((r) => {
+    if (closed) return;
+    if (prometheus) prometheus.removed(r.cause);
+    else removals.push(r.cause);
+  });
   return {
-    registry,
-    contentType: registry.contentType,
-    async render() {
-      entries.reset();
-      bytes.reset();
-      for (const u of await options.usage()) {
-        const repository = options.repositoryName(u.repositoryId) ?? u.repositoryId;
-        entries.set({ repository }, u.count);
-        bytes.set({ repository }, u.sizeBytes);
-      }
-      return registry.metrics();
+    async scrape() {
+      const loaded = await load();
+      return { contentType: loaded.contentType, text: await loaded.render() };
     },
     close() {
       closed = true;

@@ -7,10 +7,8 @@ export interface MetricsPluginOptions {
 
 /** `GET /metrics`: the Prometheus text format. */
 export const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (app, { metrics }) => {
-  app.get('/metrics', async (_request, reply) =>
-    reply
-      .type(metrics.contentType)
-      .header('cache-control', 'no-store')
-      .send(await metrics.render()),
-  );
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, text } = await metrics.scrape();
+    return reply.type(contentType).header('cache-control', 'no-store').send(text);
+  });
 };

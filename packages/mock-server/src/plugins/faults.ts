@@ -10,7 +10,6 @@ import {
   twirpFaultAnswer,
 } from '../faults/responses.js';
 import type { FaultOp } from '../faults/types.js';
-import { decodeRequest } from '../twirp/codec.js';
 
 export interface FaultsPluginOptions {
   readonly engine: FaultEngine;
@@ -56,7 +55,7 @@ function twirpKey(request: FastifyRequest): string | undefined {
   const { twirp } = request;
   if (!twirp || !Buffer.isBuffer(request.body)) return undefined;
   try {
-    const message = decodeRequest(twirp.method.input, request.body, twirp.encoding) as { key?: unknown };
+    const message = twirp.method.decode(request.body, twirp.encoding) as { key?: unknown };
     return typeof message.key === 'string' ? message.key : undefined;
   } catch {
     return undefined;

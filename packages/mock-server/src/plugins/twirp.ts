@@ -1,4 +1,3 @@
-import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import type {
   FastifyError,
   FastifyInstance,
@@ -8,23 +7,10 @@ import type {
 } from 'fastify';
 import type { TokenAuthority, TokenIdentity } from '../auth/tokens.js';
 import { isOutOfSpace, OUT_OF_SPACE_MSG, TwirpError } from '../errors.js';
-import {
-  CreateCacheEntryRequestSchema,
-  CreateCacheEntryResponseSchema,
-  FinalizeCacheEntryUploadRequestSchema,
-  FinalizeCacheEntryUploadResponseSchema,
-  GetCacheEntryDownloadURLRequestSchema,
-  GetCacheEntryDownloadURLResponseSchema,
-} from '../gen/results/api/v1/cache_pb.js';
 import { StorageError } from '../storage/types.js';
-import {
-  type CacheServiceDeps,
-  createCacheEntry,
-  finalizeCacheEntryUpload,
-  getCacheEntryDownloadUrl,
-  type RpcAudit,
-} from '../twirp/cache-service.js';
-import { CONTENT_TYPES, decodeRequest, type Encoding, encodeResponse, encodingOf } from '../twirp/codec.js';
+import type { CacheServiceDeps, RpcAudit } from '../twirp/cache-service.js';
+import { CONTENT_TYPES, type Encoding, encodingOf } from '../twirp/encoding.js';
+import type { TwirpMethod } from './twirp-methods.js';
 
 export const SERVICE_PATH = '/twirp/github.actions.results.api.v1.CacheService/';
 
@@ -36,41 +22,28 @@ export interface TwirpPluginOptions {
   readonly bodyLimitBytes?: number;
 }
 
-interface Method<Req extends DescMessage, Res extends DescMessage> {
-  readonly input: Req;
-  readonly output: Res;
-  readonly handle: (
-    deps: CacheServiceDeps,
-    identity: TokenIdentity,
-    req: MessageShape<Req>,
-    audit: RpcAudit,
-  ) => Promise<Omit<MessageShape<Res>, '$typeName' | '$unknown'>>;
+/** The RPCs the service has; their messages and codec (`twirp-methods.ts`) load with the first call. */
+const RPC_NAMES: ReadonlySet<string> = new Set([
+  'CreateCacheEntry',
+  'FinalizeCacheEntryUpload',
+  'GetCacheEntryDownloadURL',
+]);
+
+let methods: Readonly<Record<string, TwirpMethod>> | undefined;
+let loading: Promise<Readonly<Record<string, TwirpMethod>>> | undefined;
+
+/** Loads the protobuf side of the RPCs (once); the CLI calls it after it printed its export lines. */
+export function loadTwirpMethods(): Promise<Readonly<Record<string, TwirpMethod>>> {
+  loading ??= import('./twirp-methods.js').then((m) => {
+    methods = m.METHODS;
+    return methods;
+  });
+  return loading;
 }
-
-const method = <Req extends DescMessage, Res extends DescMessage>(m: Method<Req, Res>) =>
-  m as unknown as Method<DescMessage, DescMessage>;
-
-const METHODS: Record<string, Method<DescMessage, DescMessage>> = {
-  CreateCacheEntry: method({
-    input: CreateCacheEntryRequestSchema,
-    output: CreateCacheEntryResponseSchema,
-    handle: createCacheEntry,
-  }),
-  FinalizeCacheEntryUpload: method({
-    input: FinalizeCacheEntryUploadRequestSchema,
-    output: FinalizeCacheEntryUploadResponseSchema,
-    handle: finalizeCacheEntryUpload,
-  }),
-  GetCacheEntryDownloadURL: method({
-    input: GetCacheEntryDownloadURLRequestSchema,
-    output: GetCacheEntryDownloadURLResponseSchema,
-    handle: getCacheEntryDownloadUrl,
-  }),
-};
 
 declare module 'fastify' {
   interface FastifyRequest {
-    twirp?: { method: Method<DescMessage, DescMessage>; encoding: Encoding; identity: TokenIdentity };
+    twirp?: { method: TwirpMethod; encoding: Encoding; identity: TokenIdentity };
   }
 }
 
@@ -132,8 +105,7 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
       throw badRoute(`unsupported method "${request.method}" (only POST is allowed)`, request);
     }
     const name = (request.params as { method?: string }).method ?? '';
-    const m = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
-    if (!m || request.url.split('?')[0]!.endsWith('/')) {
+    if (!RPC_NAMES.has(name) || request.url.split('?')[0]!.endsWith('/')) {
       throw badRoute(`no handler for path "${request.url.split('?')[0]}"`, request);
     }
     const contentType = request.headers['content-type'];
@@ -144,6 +116,7 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
     // Real time, not the mock's clock: clients check `exp`/`nbf` against wall time too, and an
     // advanced clock must not expire the tokens a test already holds.
     const identity = tokens.verifyAuthorization(request.headers.authorization, Date.now());
+    const m = (methods ?? (await loadTwirpMethods()))[name]!;
     request.twirp = { method: m, encoding, identity };
   };
 
@@ -152,7 +125,7 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     if (encoding === 'json' && body.length === 0)
       throw new TwirpError('malformed', 'the json request could not be decoded');
-    const input = decodeRequest(m.input, body, encoding);
+    const input = m.decode(body, encoding);
     // The RPC writes its facts straight into the request's audit: they are there before the answer
     // goes out (an injected request finishes synchronously), and when it throws.
     const audit = request.audit as RpcAudit;
@@ -160,9 +133,8 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
       ? deps
       : { ...deps, publicUrl: `${request.protocol}://${request.host}` };
     const result = await m.handle(requestDeps, identity, input, audit);
-    const output = create(m.output, result as never);
     reply.code(200).header('content-type', CONTENT_TYPES[encoding]);
-    return reply.send(encodeResponse(m.output, output, encoding));
+    return reply.send(m.encode(result, encoding));
   };
 
   app.route({

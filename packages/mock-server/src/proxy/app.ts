@@ -16,6 +16,7 @@ import { createMetrics } from '../metrics/metrics.js';
 import { metricsPlugin } from '../metrics/plugin.js';
 import { renderReport } from '../report/markdown.js';
 import { summarize } from '../report/summary.js';
+import { lazySchemaController } from '../schema-compilers.js';
 import { securityGuardPlugin } from '../security/guard.js';
 import { uiPlugin } from '../ui/plugin.js';
 import { forwardBlob } from './blob.js';
@@ -119,6 +120,7 @@ export async function buildProxyApp(options: ProxyAppOptions): Promise<FastifyIn
     return503OnClosing: true,
     forceCloseConnections: true,
     requestIdHeader: false,
+    schemaController: lazySchemaController,
   });
   const report = async () =>
     renderReport({ summary: summarize(traffic.query()), capacity: traffic.capacity }).replace(

@@ -8,21 +8,9 @@ import {
   toJson,
 } from '@bufbuild/protobuf';
 import { TwirpError } from '../errors.js';
+import type { Encoding } from './encoding.js';
 
-export type Encoding = 'json' | 'protobuf';
-
-export const CONTENT_TYPES: Record<Encoding, string> = {
-  json: 'application/json',
-  protobuf: 'application/protobuf',
-};
-
-/** `application/json; charset=utf-8` → `json`; anything else → undefined. */
-export function encodingOf(contentType: string | undefined): Encoding | undefined {
-  const base = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (base === CONTENT_TYPES.json) return 'json';
-  if (base === CONTENT_TYPES.protobuf) return 'protobuf';
-  return undefined;
-}
+export { CONTENT_TYPES, type Encoding, encodingOf } from './encoding.js';
 
 /**
  * Decodes a request as the Twirp Go runtime's protojson/proto do: proto and JSON field names,

@@ -33,17 +33,28 @@ const SECURITY_HEADERS = {
 
 export const uiPlugin: FastifyPluginAsync<UiPluginOptions> = async (app, options) => {
   const dir = options.dir ?? UI_DIR;
-  // Read once: a handful of small files, served from memory (no path ever reaches the file system).
-  const files = new Map<string, { type: string; body: Buffer }>();
-  for (const name of await readdir(dir)) {
-    const type = TYPES[extname(name)];
-    if (type) files.set(name, { type, body: await readFile(join(dir, name)) });
-  }
-  const serve = (name: string) => files.get(name);
+  // Read once, at the first request for the UI rather than at start: a handful of small files,
+  // served from memory (no path ever reaches the file system).
+  let files: Promise<Map<string, { type: string; body: Buffer }>> | undefined;
+  const readAll = async () => {
+    const read = new Map<string, { type: string; body: Buffer }>();
+    for (const name of await readdir(dir)) {
+      const type = TYPES[extname(name)];
+      if (type) read.set(name, { type, body: await readFile(join(dir, name)) });
+    }
+    return read;
+  };
+  const serve = async (name: string) => {
+    files ??= readAll().catch((err: unknown) => {
+      files = undefined; // tried again by the next request
+      throw err;
+    });
+    return (await files).get(name);
+  };
 
   app.get('/_ui', async (_request, reply) => reply.redirect('/_ui/', 302));
   app.get('/_ui/', async (_request, reply) => {
-    const file = serve('index.html');
+    const file = await serve('index.html');
     if (!file) return reply.code(404).send();
     return reply.headers(SECURITY_HEADERS).type(file.type).send(file.body);
   });
@@ -51,7 +62,7 @@ export const uiPlugin: FastifyPluginAsync<UiPluginOptions> = async (app, options
   // token only from non-parametric routes. Only names of the files read above ever match.
   app.get('/_ui/*', async (request, reply) => {
     const name = (request.params as { '*': string })['*'];
-    const file = serve(name);
+    const file = await serve(name);
     if (!file) {
       return reply
         .code(404)
