@@ -25,7 +25,6 @@ import {
   type RpcAudit,
 } from '../twirp/cache-service.js';
 import { CONTENT_TYPES, decodeRequest, type Encoding, encodeResponse, encodingOf } from '../twirp/codec.js';
-import { decodeGetRequestJson, encodeGetResponseJson } from '../twirp/lookup-json.js';
 
 export const SERVICE_PATH = '/twirp/github.actions.results.api.v1.CacheService/';
 
@@ -40,11 +39,6 @@ export interface TwirpPluginOptions {
 interface Method<Req extends DescMessage, Res extends DescMessage> {
   readonly input: Req;
   readonly output: Res;
-  /** A direct JSON reader and writer for the hot RPC; the reader returns `undefined` to defer to protobuf's. */
-  readonly json?: {
-    readonly decode: (body: Buffer) => MessageShape<Req> | undefined;
-    readonly encode: (result: never) => Buffer;
-  };
   readonly handle: (
     deps: CacheServiceDeps,
     identity: TokenIdentity,
@@ -71,10 +65,6 @@ const METHODS: Record<string, Method<DescMessage, DescMessage>> = {
     input: GetCacheEntryDownloadURLRequestSchema,
     output: GetCacheEntryDownloadURLResponseSchema,
     handle: getCacheEntryDownloadUrl,
-    json: {
-      decode: decodeGetRequestJson as (body: Buffer) => never,
-      encode: encodeGetResponseJson as (result: never) => Buffer,
-    },
   }),
 };
 
@@ -162,8 +152,7 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     if (encoding === 'json' && body.length === 0)
       throw new TwirpError('malformed', 'the json request could not be decoded');
-    const fast = encoding === 'json' ? m.json : undefined;
-    const input = fast?.decode(body) ?? decodeRequest(m.input, body, encoding);
+    const input = decodeRequest(m.input, body, encoding);
     // The RPC writes its facts straight into the request's audit: they are there before the answer
     // goes out (an injected request finishes synchronously), and when it throws.
     const audit = request.audit as RpcAudit;
@@ -171,9 +160,9 @@ export const twirpPlugin: FastifyPluginAsync<TwirpPluginOptions> = async (app: F
       ? deps
       : { ...deps, publicUrl: `${request.protocol}://${request.host}` };
     const result = await m.handle(requestDeps, identity, input, audit);
+    const output = create(m.output, result as never);
     reply.code(200).header('content-type', CONTENT_TYPES[encoding]);
-    if (fast) return reply.send(fast.encode(result as never));
-    return reply.send(encodeResponse(m.output, create(m.output, result as never), encoding));
+    return reply.send(encodeResponse(m.output, output, encoding));
   };
 
   app.route({

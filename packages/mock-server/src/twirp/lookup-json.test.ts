@@ -1,4 +1,4 @@
-import { create } from '@bufbuild/protobuf';
+import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import {
   GetCacheEntryDownloadURLRequestSchema,
@@ -21,8 +21,13 @@ describe('GetCacheEntryDownloadURL JSON', () => {
     ];
     for (const b of bodies) {
       const fast = decodeGetRequestJson(body(b));
-      const slow = decodeRequest(GetCacheEntryDownloadURLRequestSchema, body(b), 'json');
+      const { metadata: _ignored, ...rest } = b as Record<string, JsonValue>;
+      const slow = fromJson(GetCacheEntryDownloadURLRequestSchema, rest, { ignoreUnknownFields: true });
       expect(fast).toEqual({ key: slow.key, version: slow.version, restoreKeys: slow.restoreKeys });
+      expect(decodeRequest(GetCacheEntryDownloadURLRequestSchema, body(b), 'json')).toEqual({
+        $typeName: GetCacheEntryDownloadURLRequestSchema.typeName,
+        ...fast,
+      });
     }
   });
 
@@ -41,6 +46,12 @@ describe('GetCacheEntryDownloadURL JSON', () => {
       '{',
     ];
     for (const b of others) expect(decodeGetRequestJson(body(b))).toBeUndefined();
+    // …which then answers as it always did.
+    const viaJsonName = decodeRequest(GetCacheEntryDownloadURLRequestSchema, body(others[0]), 'json');
+    expect(viaJsonName.restoreKeys).toEqual(['a']);
+    expect(() =>
+      decodeRequest(GetCacheEntryDownloadURLRequestSchema, body('{"key":"\\ud800","version":"v"}'), 'json'),
+    ).toThrow(/could not be decoded/);
   });
 
   it('writes the answer byte for byte as the protobuf JSON writer does', () => {
@@ -49,12 +60,17 @@ describe('GetCacheEntryDownloadURL JSON', () => {
       { ok: false, signedDownloadUrl: '', matchedKey: '' },
     ];
     for (const a of answers) {
-      const expected = encodeResponse(
-        GetCacheEntryDownloadURLResponseSchema,
-        create(GetCacheEntryDownloadURLResponseSchema, a),
-        'json',
+      const message = create(GetCacheEntryDownloadURLResponseSchema, a);
+      const expected = JSON.stringify(
+        toJson(GetCacheEntryDownloadURLResponseSchema, message, {
+          useProtoFieldName: true,
+          alwaysEmitImplicit: true,
+        }),
       );
-      expect(encodeGetResponseJson(a).toString()).toBe(expected.toString());
+      expect(encodeGetResponseJson(a).toString()).toBe(expected);
+      expect(encodeResponse(GetCacheEntryDownloadURLResponseSchema, message, 'json').toString()).toBe(
+        expected,
+      );
     }
   });
 });
