@@ -24,8 +24,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createTokenAuthority, loadSecrets } from '@gha-cache/mock-server';
 import autocannon from 'autocannon';
+import { cpuSecondsOf } from './cpu.mjs';
 import { entryKey, entryPrefix, VERSION } from './lookup-keys.mjs';
-import { median } from './measure.mjs';
+import { median, memoryOf } from './measure.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -101,8 +102,9 @@ const body = (n) => {
   });
 };
 
-async function load(url, { token, tokens, check }, duration) {
+async function load(url, { token, tokens, check, pid }, duration) {
   let n = 0;
+  const cpu0 = pid ? cpuSecondsOf(pid) : 0;
   let ok = 0;
   let bad = 0;
   const r = await autocannon({
@@ -131,8 +133,12 @@ async function load(url, { token, tokens, check }, duration) {
       },
     ],
   });
+  const total = r.requests.total;
   return {
     rps: r.requests.average,
+    // CPU of the server per answered request: barely moved by other load on the machine.
+    cpuUs: pid && total > 0 ? ((cpuSecondsOf(pid) - cpu0) * 1e6) / total : Number.NaN,
+    hwm: pid ? memoryOf(pid).hwm : Number.NaN,
     p50: r.latency.p50,
     p99: r.latency.p99,
     errors: r.errors + r.timeouts,
@@ -176,6 +182,7 @@ async function main() {
     results[name].push(r);
     log(
       `#${run + 1} ${name.padEnd(11)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  ` +
+        `cpu ${r.cpuUs.toFixed(0)} µs/req  peak RSS ${(r.hwm / 2 ** 20).toFixed(0)} MB  ` +
         `errors ${r.errors} non-2xx ${r.non2xx} not-hit ${r.bad}`,
     );
   };
@@ -184,32 +191,35 @@ async function main() {
     for (const [name, main] of mains) {
       const mock = await startMock(main);
       await load(mock.url, { token, check: true }, 2); // warm-up (JIT, SQLite page cache)
-      record(name, run, await load(mock.url, { token, check: true }, DURATION));
+      const pid = mock.child.pid;
+      record(name, run, await load(mock.url, { token, check: true, pid }, DURATION));
       record(
         `${name}/tokens`,
         run,
-        await load(mock.url, { tokens: mint(tokenCount), check: true }, DURATION),
+        await load(mock.url, { tokens: mint(tokenCount), check: true, pid }, DURATION),
       );
       await stop(mock.child);
     }
-    record('http', run, await load(hello.url, { token }, DURATION));
+    record('http', run, await load(hello.url, { token, pid: hello.child.pid }, DURATION));
   }
   const summary = {};
   for (const [name, rs] of Object.entries(results)) {
     summary[name] = {
       rps: median(rs.map((r) => r.rps)),
       p99: median(rs.map((r) => r.p99)),
+      cpuUs: median(rs.map((r) => r.cpuUs)),
+      hwm: Math.max(...rs.map((r) => r.hwm)),
       runs: rs.map((r) => Math.round(r.rps)),
       failures: rs.reduce((a, r) => a + r.errors + r.non2xx + r.bad, 0),
     };
   }
   const ratio = (a) => summary[a].rps / summary.http.rps;
   const lines = [
-    `| target | median req/s | median p99 ms | ratio to node:http | runs req/s | failed requests |`,
-    `| --- | ---: | ---: | ---: | --- | ---: |`,
+    `| target | median req/s | median p99 ms | ratio to node:http | server CPU µs/req | peak RSS MB | runs req/s | failed requests |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |`,
     ...Object.entries(summary).map(
       ([name, s]) =>
-        `| ${name} | ${s.rps.toFixed(0)} | ${s.p99} | ${ratio(name).toFixed(2)} | ${s.runs.join(', ')} | ${s.failures} |`,
+        `| ${name} | ${s.rps.toFixed(0)} | ${s.p99} | ${ratio(name).toFixed(2)} | ${s.cpuUs.toFixed(0)} | ${(s.hwm / 2 ** 20).toFixed(0)} | ${s.runs.join(', ')} | ${s.failures} |`,
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

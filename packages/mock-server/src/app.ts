@@ -209,6 +209,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     ...fastifyConnectionOptions(timeouts),
     // requestLogPlugin writes one line per request instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    // A silent logger's child logs nothing either: no child (and its serialised bindings) per request.
+    childLoggerFactory: (parent, bindings, opts) =>
+      parent.level === 'silent' ? parent : parent.child(bindings, opts),
     // Blob bodies stream through; Twirp bodies have their own limit.
     bodyLimit: options.twirpBodyLimitBytes ?? 1024 * 1024,
     return503OnClosing: true,

@@ -83,6 +83,9 @@ export function redactHeaders(
   return out;
 }
 
+/** pino's loggers can tell whether a level is written; Fastify's type does not say so. */
+type MaybeLevels = { isLevelEnabled?: (level: string) => boolean };
+
 /** One structured line per request: method, redacted URL, op, key, match, status, bytes, duration. */
 export const requestLogPlugin = fp(
   async (app: FastifyInstance) => {
@@ -91,6 +94,8 @@ export const requestLogPlugin = fp(
       request.audit = {};
     });
     app.addHook('onResponse', async (request, reply) => {
+      // No line to write (`--log-level warn` or quieter): build none.
+      if ((request.log as MaybeLevels).isLevelEnabled?.('info') === false) return;
       request.log.info(
         {
           method: request.method,

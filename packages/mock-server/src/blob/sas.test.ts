@@ -8,7 +8,7 @@ import {
 } from '@azure/storage-blob';
 import { describe, expect, it } from 'vitest';
 import { AzureError } from '../errors.js';
-import { createSasSigner, formatSasDate, parseSasDate, type SasVerifyInput } from './sas.js';
+import { createSasSigner, formatSasDate, formValue, parseSasDate, type SasVerifyInput } from './sas.js';
 
 const accountName = 'devstoreaccount1';
 const containerName = 'actions-cache';
@@ -67,6 +67,23 @@ describe('SAS dates', () => {
     ]) {
       expect(parseSasDate(bad)).toBeUndefined();
     }
+  });
+});
+
+describe('formValue', () => {
+  it('encodes exactly as URLSearchParams does', () => {
+    const values = [
+      '2026-12-04T23:10:00Z',
+      '2025-11-05',
+      'cw',
+      'r',
+      randomBytes(32).toString('base64'),
+      'a+b/c=d',
+      "a b!'()~*._-",
+      'ünï©ødé 😀',
+      '',
+    ];
+    for (const v of values) expect(formValue(v)).toBe(new URLSearchParams({ v }).toString().slice(2));
   });
 });
 

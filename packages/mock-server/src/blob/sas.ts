@@ -159,6 +159,16 @@ export function blobStringToSign(
   return (f.sv >= '2020-12-06' ? [...head, f.ses, ...tail] : [...head, ...tail]).join('\n');
 }
 
+/**
+ * A query value form-encoded exactly as `URLSearchParams` encodes it. For the characters of SAS
+ * dates, versions, permissions and base64 signatures that is `encodeURIComponent` (a few times
+ * cheaper); anything else (`!'()~`, spaces) goes through `URLSearchParams` itself.
+ */
+export function formValue(value: string): string {
+  if (/^[A-Za-z0-9+/=:.*_-]*$/.test(value)) return encodeURIComponent(value);
+  return new URLSearchParams({ v: value }).toString().slice(2);
+}
+
 function hmac(key: Buffer, text: string): string {
   return createHmac('sha256', key).update(text, 'utf8').digest('base64');
 }
@@ -221,15 +231,8 @@ export function createSasSigner(options: SasSignerOptions): SasSigner {
         rsct: '',
       };
       const sig = hmac(key, blobStringToSign(fields, accountName, containerName, blobId)!);
-      // URLSearchParams percent-encodes every reserved character (`:` `+` `/` `=`).
-      const search = new URLSearchParams({
-        sv: fields.sv,
-        st: fields.st,
-        se: fields.se,
-        sr: fields.sr,
-        sp: fields.sp,
-        sig,
-      }).toString();
+      // Form-encoded as URLSearchParams does it (every reserved character: `:` `+` `/` `=`).
+      const search = `sv=${formValue(fields.sv)}&st=${formValue(fields.st)}&se=${formValue(fields.se)}&sr=${formValue(fields.sr)}&sp=${formValue(fields.sp)}&sig=${formValue(sig)}`;
       const name = encodeURIComponent(blobId);
       // A dot segment resolves against the directory, as the URL parser does it.
       if (name === '.' || name === '..') return new URL(`${name}?${search}`, prefix).href;

@@ -229,34 +229,32 @@ export const journalPlugin = fp<JournalPluginOptions>(
       if (surface === 'blob' && key !== undefined) audit.key ??= key;
 
       const repository = repositoryId !== undefined ? repositories.byId(repositoryId)?.fullName : undefined;
-      const event: NewTrafficEvent = {
-        time: new Date().toISOString(),
-        op,
-        surface,
-        client,
-        ...(ua ? { userAgent: ua.length > MAX_UA ? `${ua.slice(0, MAX_UA)}…` : ua } : {}),
-        method: request.method,
-        url: redactUrl(request.url),
-        ...(repositoryId !== undefined ? { repositoryId } : {}),
-        ...(repository ? { repository } : {}),
-        ...(scopes ? { scopes } : {}),
-        ...(scope !== undefined ? { scope } : {}),
-        ...(key !== undefined ? { key } : {}),
-        ...(restoreKeys && restoreKeys.length > 0 ? { restoreKeys } : {}),
-        ...(version !== undefined ? { version } : {}),
-        outcome,
-        ...(typeof audit.match === 'string' && audit.match !== 'miss' ? { match: audit.match } : {}),
-        ...(reason ? { reason } : {}),
-        ...(explanation ? { explanation } : {}),
-        ...(entryId !== undefined ? { entryId } : {}),
-        ...(typeof audit.matchedKey === 'string' ? { matchedKey: audit.matchedKey } : {}),
-        ...(typeof audit.bytes === 'number' ? { bytes: audit.bytes } : {}),
-        durationMs: Math.round(reply.elapsedTime * 100) / 100,
-        status,
-        ...(err?.code ? { errorCode: err.code } : {}),
-        ...(typeof audit.fault === 'string' ? { fault: audit.fault } : {}),
-        ...(typeof audit.evicted === 'number' ? { evicted: audit.evicted } : {}),
-      };
+      // Fields in a fixed order (the NDJSON file and the API show them so), each only when known:
+      // assigned one by one, not spread from a temporary object per field.
+      const e: Record<string, unknown> = { time: new Date().toISOString(), op, surface, client };
+      if (ua) e.userAgent = ua.length > MAX_UA ? `${ua.slice(0, MAX_UA)}…` : ua;
+      e.method = request.method;
+      e.url = redactUrl(request.url);
+      if (repositoryId !== undefined) e.repositoryId = repositoryId;
+      if (repository) e.repository = repository;
+      if (scopes) e.scopes = scopes;
+      if (scope !== undefined) e.scope = scope;
+      if (key !== undefined) e.key = key;
+      if (restoreKeys && restoreKeys.length > 0) e.restoreKeys = restoreKeys;
+      if (version !== undefined) e.version = version;
+      e.outcome = outcome;
+      if (typeof audit.match === 'string' && audit.match !== 'miss') e.match = audit.match;
+      if (reason) e.reason = reason;
+      if (explanation) e.explanation = explanation;
+      if (entryId !== undefined) e.entryId = entryId;
+      if (typeof audit.matchedKey === 'string') e.matchedKey = audit.matchedKey;
+      if (typeof audit.bytes === 'number') e.bytes = audit.bytes;
+      e.durationMs = Math.round(reply.elapsedTime * 100) / 100;
+      e.status = status;
+      if (err?.code) e.errorCode = err.code;
+      if (typeof audit.fault === 'string') e.fault = audit.fault;
+      if (typeof audit.evicted === 'number') e.evicted = audit.evicted;
+      const event = e as unknown as NewTrafficEvent;
       journal.record(event);
     };
 

@@ -9,6 +9,12 @@ import {
 } from '@bufbuild/protobuf';
 import { TwirpError } from '../errors.js';
 import type { Encoding } from './encoding.js';
+import type { GetResponse } from './cache-service.js';
+import { decodeGetRequestJson, encodeGetResponseJson } from './lookup-json.js';
+
+/** The lookup, every client's most frequent call, has a direct JSON reader and writer (`lookup-json.ts`). */
+const GET_REQUEST = 'github.actions.results.api.v1.GetCacheEntryDownloadURLRequest';
+const GET_RESPONSE = 'github.actions.results.api.v1.GetCacheEntryDownloadURLResponse';
 
 export { CONTENT_TYPES, type Encoding, encodingOf } from './encoding.js';
 
@@ -21,6 +27,10 @@ export function decodeRequest<Desc extends DescMessage>(
   body: Buffer,
   encoding: Encoding,
 ): MessageShape<Desc> {
+  if (encoding === 'json' && schema.typeName === GET_REQUEST) {
+    const fast = decodeGetRequestJson(body);
+    if (fast) return { $typeName: GET_REQUEST, ...fast } as unknown as MessageShape<Desc>;
+  }
   try {
     if (encoding === 'protobuf') return fromBinary(schema, body);
     const json: unknown = JSON.parse(body.toString('utf8'));
@@ -43,6 +53,7 @@ export function encodeResponse<Desc extends DescMessage>(
   encoding: Encoding,
 ): Buffer {
   if (encoding === 'protobuf') return Buffer.from(toBinary(schema, message));
+  if (schema.typeName === GET_RESPONSE) return encodeGetResponseJson(message as unknown as GetResponse);
   return Buffer.from(
     JSON.stringify(toJson(schema, message, { useProtoFieldName: true, alwaysEmitImplicit: true })),
   );
