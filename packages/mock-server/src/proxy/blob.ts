@@ -4,11 +4,11 @@
  * A broken stream on either side breaks the other: the client sees the drop the upstream caused.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BLOB_PREFIX, type BlobTarget, upstreamUrlFor } from './blob-urls.js';
 import type { ProxyContext } from './context.js';
 import { endToEndHeaders, headerValue, UpstreamError } from './forward.js';
+import { type Pump, pump } from './pump.js';
 import { type Exchange, recordExchange } from './record.js';
 import { sendAzureXml } from './respond.js';
 import type { ChunkSink } from './save-entries.js';
@@ -44,16 +44,6 @@ class Tap extends Transform {
       },
     );
   }
-}
-
-/** The stream itself, with a running count of the bytes read from it. */
-function counted<S extends NodeJS.ReadableStream>(stream: S): S & { bytes: number } {
-  const s = stream as S & { bytes: number };
-  s.bytes = 0;
-  stream.on('data', (chunk: Buffer) => {
-    s.bytes += chunk.length;
-  });
-  return s;
 }
 
 /** `/_blob/<id>/<path>` → id and path. */
@@ -129,8 +119,9 @@ export async function forwardBlob(
   const uploadSink = hasBody
     ? await ctx.saver?.uploadSink(target, op, query.get('blockid') ?? undefined)
     : undefined;
-  // Without a sink the body goes straight through (one stage less per chunk), its bytes counted on the way.
-  const upload = hasBody ? (uploadSink ? new Tap(uploadSink) : counted(request.raw)) : undefined;
+  // Without a sink the body goes straight through (one stage less per chunk), its bytes counted by the pump.
+  const upload = hasBody ? (uploadSink ? new Tap(uploadSink) : request.raw) : undefined;
+  let uploaded: Pump | undefined;
   if (upload instanceof Tap) {
     request.raw.pipe(upload);
     request.raw.on('error', (err) => upload.destroy(err));
@@ -146,6 +137,9 @@ export async function forwardBlob(
       endToEndHeaders(request.raw.rawHeaders),
       upload,
       abort.signal,
+      (p) => {
+        uploaded = p;
+      },
     );
   } catch (err) {
     void ctx.saver?.uploadDone(target, op, query.get('blockid') ?? undefined, false);
@@ -182,14 +176,23 @@ export async function forwardBlob(
     op === 'GetBlob' && (status === 200 || range)
       ? await ctx.saver?.downloadSink(target, range ?? { start: 0, total: length })
       : undefined;
-  const download = downloadSink ? new Tap(downloadSink) : counted(upstreamRes);
   res.writeHead(status, upstreamRes.statusMessage, endToEndHeaders(upstreamRes.rawHeaders));
+  let source: NodeJS.ReadableStream = upstreamRes;
+  if (downloadSink) {
+    const tap = new Tap(downloadSink);
+    upstreamRes.on('error', (err) => tap.destroy(err));
+    upstreamRes.on('close', () => {
+      if (!upstreamRes.complete) tap.destroy(new Error('the upstream dropped the download'));
+    });
+    source = upstreamRes.pipe(tap);
+  }
+  const download = pump(source as Tap, res);
   let failure: unknown;
   try {
-    if (download instanceof Tap) await pipeline(upstreamRes, download, res);
-    else await pipeline(upstreamRes, res);
+    await download.done;
   } catch (err) {
     failure = err;
+    upstreamRes.destroy();
     res.destroy();
   }
   await downloadSink?.end(failure === undefined).catch(() => undefined);
@@ -201,7 +204,7 @@ export async function forwardBlob(
       failure === undefined && status < 300,
     );
   const azureCode = headerValue(upstreamRes.headers, 'x-ms-error-code');
-  const bytes = upload ? upload.bytes : download.bytes;
+  const bytes = upload ? (uploaded?.bytes ?? 0) : download.bytes;
   recordExchange(ctx.journal, ctx.origin, request, {
     ...base,
     status,

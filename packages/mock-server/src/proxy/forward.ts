@@ -10,6 +10,8 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+import { type Pump, pump } from './pump.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy's own connection owns. */
 const HOP_BY_HOP = new Set([
@@ -60,13 +62,17 @@ export function headerValue(headers: IncomingHttpHeaders, name: string): string 
 }
 
 export interface Upstream {
-  /** Sends a request; the returned promise settles with the response head (the body streams after). */
+  /**
+   * Sends a request; the returned promise settles with the response head (the body streams after). A
+   * stream body is pumped into the request (`onBody` gets the pump, which counts its bytes).
+   */
   send(
     url: URL,
     method: string,
     headers: readonly string[],
-    body: Buffer | NodeJS.ReadableStream | undefined,
+    body: Buffer | Readable | undefined,
     signal: AbortSignal,
+    onBody?: (pump: Pump) => void,
   ): Promise<IncomingMessage>;
   close(): void;
 }
@@ -103,7 +109,7 @@ export function createUpstream(): Upstream {
     'https:': new HttpsAgent({ keepAlive: true, scheduling: 'lifo' }),
   };
   return {
-    send(url, method, headers, body, signal) {
+    send(url, method, headers, body, signal, onBody) {
       return new Promise((resolve, reject) => {
         const isHttps = url.protocol === 'https:';
         const req = (isHttps ? httpsRequest : httpRequest)(url, {
@@ -134,9 +140,11 @@ export function createUpstream(): Upstream {
         if (body === undefined) req.end();
         else if (Buffer.isBuffer(body)) req.end(body);
         else {
-          const source = body as NodeJS.ReadableStream & { destroy?: (e?: Error) => void };
-          source.pipe(req);
-          source.on('error', (err) => req.destroy(err as Error));
+          body.on('error', (err) => req.destroy(err));
+          // As `pipe()`: a failed request stops the pump; the body's owner decides about the client.
+          const pumped = pump(body, req, { destroySource: false });
+          pumped.done.catch(() => undefined);
+          onBody?.(pumped);
         }
       });
     },
