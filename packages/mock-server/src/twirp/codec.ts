@@ -8,8 +8,8 @@ import {
   toJson,
 } from '@bufbuild/protobuf';
 import { TwirpError } from '../errors.js';
-import type { Encoding } from './encoding.js';
 import type { GetResponse } from './cache-service.js';
+import type { Encoding } from './encoding.js';
 import { decodeGetRequestJson, encodeGetResponseJson } from './lookup-json.js';
 
 /** The lookup, every client's most frequent call, has a direct JSON reader and writer (`lookup-json.ts`). */
