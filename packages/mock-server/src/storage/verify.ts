@@ -8,7 +8,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BLOB_ID, layoutOf, PART_FILE } from './files/layout.js';
+import { BLOB_ID, type Layout, layoutOf, PART_FILE } from './files/layout.js';
 import type { CommittedBlock } from './files/statements.js';
 import { Database } from './sqlite/driver.js';
 
@@ -106,8 +106,9 @@ function openChecked(file: string, quick: boolean): Database {
   }
 }
 
-/** Synchronous on purpose: one stat per committed blob at start-up, ~1 µs each instead of a promise each. */
-async function size(path: string): Promise<number | undefined> {
+/** A file's size, or undefined when it is missing. Synchronous on purpose: one stat per committed blob
+ * at start-up costs about a microsecond, a promise per row costs more than the stat. */
+function size(path: string): number | undefined {
   try {
     return statSync(path, { throwIfNoEntry: false })?.size;
   } catch {
@@ -116,8 +117,9 @@ async function size(path: string): Promise<number | undefined> {
 }
 
 /** What is wrong with one committed entry's blob, or undefined when it can be served. */
-async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding | undefined> {
-  const layout = layoutOf(dataDir);
+function blobProblem(layout: Layout, row: CommittedRow): Finding | undefined {
+  const problem = fileProblem(layout, row);
+  if (!problem) return undefined;
   const entry: FoundEntry = {
     id: row.id,
     repositoryId: row.repository_id,
@@ -126,9 +128,15 @@ async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding 
     version: row.version,
     sizeBytes: row.size_bytes,
   };
-  const base = { entryId: row.id, key: row.key, entry };
+  return { ...problem, entryId: row.id, key: row.key, entry };
+}
+
+type FileProblem = Pick<Finding, 'kind' | 'detail' | 'path'>;
+
+/** The file side of `blobProblem`: only strings are built, and only for an entry that has a problem. */
+function fileProblem(layout: Layout, row: CommittedRow): FileProblem | undefined {
   if (row.generation === null || !BLOB_ID.test(row.blob_id)) {
-    return { kind: 'missing-blob', detail: `entry ${row.id} (${row.key}): no blob recorded`, ...base };
+    return { kind: 'missing-blob', detail: `entry ${row.id} (${row.key}): no blob recorded` };
   }
   const path = layout.blobPath(row.blob_id, row.generation);
   if (row.blob_size !== row.size_bytes) {
@@ -136,24 +144,21 @@ async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding 
       kind: 'wrong-size',
       detail: `entry ${row.id} (${row.key}): blob has ${row.blob_size} bytes, entry ${row.size_bytes}`,
       path,
-      ...base,
     };
   }
   if (row.layout === 'file') {
-    const n = await size(path);
+    const n = size(path);
     if (n === undefined)
       return {
         kind: 'missing-blob',
         detail: `entry ${row.id} (${row.key}): ${path} is missing`,
         path,
-        ...base,
       };
     if (n !== row.size_bytes) {
       return {
         kind: 'wrong-size',
         detail: `entry ${row.id} (${row.key}): ${path} has ${n} bytes, entry ${row.size_bytes}`,
         path,
-        ...base,
       };
     }
     return undefined;
@@ -161,14 +166,13 @@ async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding 
   for (const { file = '', offset = 0, start, end } of JSON.parse(row.blocks ?? '[]') as CommittedBlock[]) {
     const b = { file, offset, start, end };
     if (!PART_FILE.test(b.file))
-      return { kind: 'missing-blob', detail: `entry ${row.id}: bad part ${b.file}`, path, ...base };
-    const n = await size(join(path, b.file));
+      return { kind: 'missing-blob', detail: `entry ${row.id}: bad part ${b.file}`, path };
+    const n = size(join(path, b.file));
     if (n === undefined) {
       return {
         kind: 'missing-blob',
         detail: `entry ${row.id} (${row.key}): ${join(path, b.file)} is missing`,
         path,
-        ...base,
       };
     }
     if (n < b.offset + (b.end - b.start)) {
@@ -176,7 +180,6 @@ async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding 
         kind: 'wrong-size',
         detail: `entry ${row.id} (${row.key}): ${join(path, b.file)} is short`,
         path,
-        ...base,
       };
     }
   }
@@ -185,6 +188,18 @@ async function blobProblem(dataDir: string, row: CommittedRow): Promise<Finding 
 
 const COMMITTED = `SELECT e.id, e.repository_id, e.scope, e.key, e.version, e.size_bytes, e.blob_id, b.generation, b.layout, b.size_bytes AS blob_size, b.blocks
   FROM entries e LEFT JOIN blobs b ON b.blob_id = e.blob_id WHERE e.state = 'committed' ORDER BY e.id`;
+
+/** Every committed entry that cannot be served, walking the rows one at a time (none kept). */
+function committedProblems(db: Database, layout: Layout): { committed: number; findings: Finding[] } {
+  const findings: Finding[] = [];
+  let committed = 0;
+  for (const row of db.prepare(COMMITTED).iterate() as IterableIterator<CommittedRow>) {
+    committed++;
+    const problem = blobProblem(layout, row);
+    if (problem) findings.push(problem);
+  }
+  return { committed, findings };
+}
 
 function dropEntries(db: Database, findings: readonly Finding[]): void {
   const delEntry = db.prepare<[number], void>('DELETE FROM entries WHERE id = ?');
@@ -216,12 +231,7 @@ export async function verifyDataDir(
   const db = openChecked(file, false);
   try {
     const entries = (db.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n;
-    const rows = db.prepare(COMMITTED).all() as CommittedRow[];
-    const findings: Finding[] = [];
-    for (const row of rows) {
-      const problem = await blobProblem(dataDir, row);
-      if (problem) findings.push(problem);
-    }
+    const { committed, findings } = committedProblems(db, layout);
     const generations = new Set(
       (
         db.prepare('SELECT blob_id, generation FROM blobs').all() as { blob_id: string; generation: string }[]
@@ -256,7 +266,7 @@ export async function verifyDataDir(
         repaired++;
       }
     }
-    return { dataDir, database: 'ok', entries, committed: rows.length, findings, repaired };
+    return { dataDir, database: 'ok', entries, committed, findings, repaired };
   } finally {
     db.close();
   }
@@ -272,11 +282,7 @@ export async function checkDataDirAtStart(dataDir: string): Promise<Finding[]> {
   if (!existsSync(file)) return [];
   const db = openChecked(file, true);
   try {
-    const missing: Finding[] = [];
-    for (const row of db.prepare(COMMITTED).all() as CommittedRow[]) {
-      const problem = await blobProblem(dataDir, row);
-      if (problem) missing.push(problem);
-    }
+    const missing = committedProblems(db, layoutOf(dataDir)).findings;
     if (missing.length > 0) dropEntries(db, missing);
     return missing;
   } finally {
