@@ -53,7 +53,8 @@ const WARMUP = Number(args.warmup);
 const OUT = join(here, '.out');
 const RUN = join(OUT, `downloads-run-${process.pid}`);
 const t0 = performance.now();
-const log = (m) => process.stderr.write(`[downloads ${((performance.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
+const log = (m) =>
+  process.stderr.write(`[downloads ${((performance.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
 const WAYS = ['ranged', 'get'];
 const CLIENT = { ranged: join(here, 'blob-client.mjs'), get: join(here, 'get-client.mjs') };
 const OP = { ranged: 'download', get: 'get' };
@@ -75,7 +76,8 @@ async function mockTarget(name, label, main) {
       await runJson([CLIENT.ranged, 'upload', url, file]);
       await mock.rpc('FinalizeCacheEntryUpload', { key, version, size_bytes: String(SIZE) });
     },
-    url: async () => (await mock.rpc('GetCacheEntryDownloadURL', { key, version, restore_keys: [] })).signed_download_url,
+    url: async () =>
+      (await mock.rpc('GetCacheEntryDownloadURL', { key, version, restore_keys: [] })).signed_download_url,
   };
 }
 
@@ -85,7 +87,11 @@ async function main() {
   const targets = [await mockTarget('mock', 'mock server (fs storage)', MOCK_MAIN)];
   if (args['compare-main'])
     targets.push(await mockTarget('alt', `other build (${args['compare-main']})`, args['compare-main']));
-  const raw = await startChild('raw server', [join(here, 'raw-server.mjs'), join(RUN, 'raw-data')], readyPort);
+  const raw = await startChild(
+    'raw server',
+    [join(here, 'raw-server.mjs'), join(RUN, 'raw-data')],
+    readyPort,
+  );
   const rawUrl = `${raw.url}/account/container/bench-download`;
   targets.push({
     name: 'raw',
