@@ -68,16 +68,14 @@ const onMockLine = (line) => {
 function serverSide(from, to) {
   const mine = requests.filter((r) => r.end >= from && r.end <= to).sort((a, b) => a.start - b.start);
   let union = 0;
-  let curStart = Number.NEGATIVE_INFINITY;
-  let curEnd = Number.NEGATIVE_INFINITY;
+  let cur;
   for (const r of mine) {
-    if (r.start > curEnd) {
-      union += Math.max(0, curEnd - curStart);
-      curStart = r.start;
-      curEnd = r.end;
-    } else curEnd = Math.max(curEnd, r.end);
+    if (!cur || r.start > cur.end) {
+      if (cur) union += cur.end - cur.start;
+      cur = { start: r.start, end: r.end };
+    } else cur.end = Math.max(cur.end, r.end);
   }
-  union += Math.max(0, curEnd - curStart);
+  if (cur) union += cur.end - cur.start;
   const byOp = {};
   for (const r of mine) {
     byOp[r.op] ??= { count: 0, ms: 0 };
