@@ -72,11 +72,36 @@ const t0 = performance.now();
 const log = (m) =>
   process.stderr.write(`[many-clients ${((performance.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
 
+const LOOP_DELAY = join(here, 'loop-delay.mjs');
+
+/** Reads the event-loop delay windows bench/loop-delay.mjs prints on SIGUSR2 from a server's stderr. */
+function loopDelayProbe() {
+  let waiting;
+  return {
+    onLine: (line) => {
+      if (!line.startsWith('{"loopDelay"')) return;
+      waiting?.(JSON.parse(line).loopDelay);
+      waiting = undefined;
+    },
+    window(child) {
+      return new Promise((resolve) => {
+        waiting = resolve;
+        child.kill('SIGUSR2');
+      });
+    },
+  };
+}
+
 async function mockTarget(name, label, main) {
   const prof = args['cpu-prof']
     ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT, 'prof')}`, `--cpu-prof-name=many-clients-${name}.cpuprofile`]
     : [];
-  const mock = await startMock(join(RUN, `${name}-data`), { main, nodeFlags: prof });
+  const probe = loopDelayProbe();
+  const mock = await startMock(join(RUN, `${name}-data`), {
+    main,
+    nodeFlags: [...prof, '--import', LOOP_DELAY],
+    onStderrLine: probe.onLine,
+  });
   const admin = async (path, init) => {
     const res = await fetch(`${mock.url}/_admin/${path}`, init);
     if (!res.ok) throw new Error(`admin ${path}: ${res.status}`);
@@ -87,6 +112,7 @@ async function mockTarget(name, label, main) {
     label,
     pid: mock.pid,
     child: mock.child,
+    loopDelay: () => probe.window(mock.child),
     uploadUrl: async (key) =>
       (await mock.rpc('CreateCacheEntry', { key, version: VERSION })).signed_upload_url,
     finalize: (key) =>
@@ -112,10 +138,12 @@ async function mockTarget(name, label, main) {
 }
 
 async function rawTarget() {
+  const probe = loopDelayProbe();
   const raw = await startChild(
     'raw server',
-    [join(here, 'raw-server.mjs'), join(RUN, 'raw-data')],
+    ['--import', LOOP_DELAY, join(here, 'raw-server.mjs'), join(RUN, 'raw-data')],
     readyPort,
+    { onStderrLine: probe.onLine },
   );
   const blobUrl = (key) => `${raw.url}/account/container/${key}`;
   return {
@@ -123,6 +151,7 @@ async function rawTarget() {
     label: 'raw node:http baseline',
     pid: raw.pid,
     child: raw.child,
+    loopDelay: () => probe.window(raw.child),
     uploadUrl: async (key) => blobUrl(key),
     finalize: async () => {},
     downloadUrl: async (key) => blobUrl(key),
@@ -150,6 +179,7 @@ async function gatedClient(argv) {
       code === 0 ? undefined : reject(new Error(`client ${argv[0]} exited ${code}`)),
     );
   });
+  c.result.catch(() => undefined); // awaited in the round; a failure elsewhere must not mask its error
   return c;
 }
 
@@ -188,6 +218,7 @@ async function round(t, rep, seeds, blob) {
   );
   spawnSync('sync', { stdio: 'ignore' });
   await waitForIdle([t.pid, ...uploads.map((c) => c.pid), ...downloads.map((c) => c.pid)]);
+  await t.loopDelay(); // starts a new window
   const m = await withRssPolling(t.pid, async () => {
     const started = performance.now();
     loop.child.stdin.write('go\n');
@@ -199,6 +230,7 @@ async function round(t, rep, seeds, blob) {
     loop.child.stdin.end('stop\n');
     return { started, upEnd, downEnd, end: Math.max(upEnd, downEnd) };
   });
+  const loopDelay = await t.loopDelay();
   const lookups = await loopResult;
   await lookupTarget.stop();
   for (const key of upKeys) await t.finalize(key);
@@ -219,6 +251,7 @@ async function round(t, rep, seeds, blob) {
     cpuSeconds: m.cpuSeconds,
     peakRss: m.peakRss,
     lookups,
+    loopDelay,
     load: os.loadavg()[0],
   };
 }
@@ -232,10 +265,14 @@ async function main() {
   targets.push(await rawTarget());
   const seeds = Array.from({ length: CLIENTS }, (_, i) => `bench-many-seed-${i}`);
   for (const t of targets) {
-    for (const key of seeds) {
-      await runJson([join(here, 'blob-client.mjs'), 'upload', await t.uploadUrl(key), blob.file]);
-      await t.finalize(key);
-    }
+    // Untimed: 4 at a time.
+    for (let i = 0; i < seeds.length; i += 4)
+      await Promise.all(
+        seeds.slice(i, i + 4).map(async (key) => {
+          await runJson([join(here, 'blob-client.mjs'), 'upload', await t.uploadUrl(key), blob.file]);
+          await t.finalize(key);
+        }),
+      );
     log(`${t.name}: ${CLIENTS} blobs of ${SIZE / MiB} MiB to download uploaded`);
   }
   const results = Object.fromEntries(targets.map((t) => [t.name, []]));
@@ -247,7 +284,7 @@ async function main() {
       log(
         `${rep < 0 ? 'warm-up' : `#${rep + 1}`} ${t.name}: ${f0(r.aggregate)} MiB/s aggregate (up ${f0(r.upload)}, down ${f0(r.download)}), ` +
           `lookups p50 ${f2(r.lookups.p50)} / p99 ${f2(r.lookups.p99)} / max ${f2(r.lookups.max)} ms (${r.lookups.count}, ${r.lookups.errors} errors), ` +
-          `server CPU ${f2(r.cpuSeconds)} s, RSS peak ${mb(r.peakRss)}, load ${r.load.toFixed(1)}`,
+          `server event-loop delay p99 ${f2(r.loopDelay.p99)} / max ${f2(r.loopDelay.max)} ms, server CPU ${f2(r.cpuSeconds)} s, RSS peak ${mb(r.peakRss)}, load ${r.load.toFixed(1)}`,
       );
       if (r.lookups.errors)
         throw new Error(`${t.name}: ${r.lookups.errors} lookups failed: ${r.lookups.lastError}`);
@@ -270,16 +307,18 @@ async function main() {
     `${args.download === 'mixed' ? 'half of them the Azure SDK (4 MiB ranged GETs, 8 in flight), half one plain GET' : args.download === 'get' ? 'one plain GET each' : 'the Azure SDK (4 MiB ranged GETs, 8 in flight)'}.`,
     'Aggregate = all bytes / time from the signal to the last answer. Lookups: one GetCacheEntryDownloadURL',
     `every ${INTERVAL} ms on one connection during the round (exact and prefix hits), to the mock in its`,
-    "rounds and to the fixed-JSON node:http server in the raw server's rounds. Server CPU: user + system",
-    'seconds of the server process during the round.',
+    "rounds and to the fixed-JSON node:http server in the raw server's rounds. Server event-loop delay:",
+    '`monitorEventLoopDelay` in the server process during the round (bench/loop-delay.mjs, preloaded), how',
+    'long a request arriving at a random moment waits before the server looks at it. Server CPU: user +',
+    'system seconds of the server process during the round.',
     '',
-    '| target | aggregate MiB/s | upload MiB/s | download MiB/s | lookups p50 / p99 / max ms | server CPU s | server peak RSS (VmHWM) | all rounds aggregate MiB/s | all rounds lookup p99 ms |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    '| target | aggregate MiB/s | upload MiB/s | download MiB/s | lookups p50 / p99 / max ms | server event-loop delay p99 / max ms | server CPU s | server peak RSS (VmHWM) | all rounds aggregate MiB/s | all rounds lookup p99 ms |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   ];
   for (const t of targets) {
     const n = t.name;
     lines.push(
-      `| ${t.label}${n === 'raw' ? ' (lookups: fixed-JSON node:http)' : ''} | ${f0(med(n, (r) => r.aggregate))} | ${f0(med(n, (r) => r.upload))} | ${f0(med(n, (r) => r.download))} | ${f2(med(n, (r) => r.lookups.p50))} / ${f2(med(n, (r) => r.lookups.p99))} / ${f2(med(n, (r) => r.lookups.max))} | ${f2(med(n, (r) => r.cpuSeconds))} | ${mb(Math.max(...results[n].map((r) => r.peakRss)))} (${mb(hwm[n])}) | ${all(n, (r) => r.aggregate)} | ${all(n, (r) => r.lookups.p99, f2)} |`,
+      `| ${t.label}${n === 'raw' ? ' (lookups: fixed-JSON node:http)' : ''} | ${f0(med(n, (r) => r.aggregate))} | ${f0(med(n, (r) => r.upload))} | ${f0(med(n, (r) => r.download))} | ${f2(med(n, (r) => r.lookups.p50))} / ${f2(med(n, (r) => r.lookups.p99))} / ${f2(med(n, (r) => r.lookups.max))} | ${f2(med(n, (r) => r.loopDelay.p99))} / ${f2(med(n, (r) => r.loopDelay.max))} | ${f2(med(n, (r) => r.cpuSeconds))} | ${mb(Math.max(...results[n].map((r) => r.peakRss)))} (${mb(hwm[n])}) | ${all(n, (r) => r.aggregate)} | ${all(n, (r) => r.lookups.p99, f2)} |`,
     );
   }
   lines.push('', '| ratio / limit | value | target |', '| --- | ---: | --- |');
