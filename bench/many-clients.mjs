@@ -14,8 +14,9 @@
 // VmHWM). Warm-up rounds write the downloads to files and check their SHA-256; timed rounds write
 // them to /dev/null. Writes the "Many clients at once" section of docs/benchmarks.md (unless --no-doc).
 //
-//   node bench/many-clients.mjs [--size 256M] [--clients 8] [--repeat 5] [--warmup 1] [--download mixed]
+//   node bench/many-clients.mjs [--size 256M] [--clients 8] [--uploads N] [--downloads N] [--repeat 5] [--warmup 1] [--download mixed]
 //        [--lookup-interval 10] [--compare-main F] [--cpu-prof] [--no-doc]
+// --cpu-prof writes V8 profiles of the mock and the raw server to bench/.out/prof/.
 import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -48,6 +49,8 @@ const { values: args } = parseArgs({
   options: {
     size: { type: 'string', default: '256M' },
     clients: { type: 'string', default: '8' },
+    uploads: { type: 'string' },
+    downloads: { type: 'string' },
     repeat: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     download: { type: 'string', default: 'mixed' },
@@ -59,6 +62,9 @@ const { values: args } = parseArgs({
 });
 const SIZE = parseSize(args.size);
 const CLIENTS = Number(args.clients);
+// --uploads / --downloads (default --clients each) run one side alone, to see which one a shortfall is in.
+const UPLOADS = Number(args.uploads ?? CLIENTS);
+const DOWNLOADS = Number(args.downloads ?? CLIENTS);
 const REPEAT = Number(args.repeat);
 const WARMUP = Number(args.warmup);
 const INTERVAL = Number(args['lookup-interval']);
@@ -141,7 +147,15 @@ async function rawTarget() {
   const probe = loopDelayProbe();
   const raw = await startChild(
     'raw server',
-    ['--import', LOOP_DELAY, join(here, 'raw-server.mjs'), join(RUN, 'raw-data')],
+    [
+      ...(args['cpu-prof']
+        ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT, 'prof')}`, '--cpu-prof-name=many-clients-raw.cpuprofile']
+        : []),
+      '--import',
+      LOOP_DELAY,
+      join(here, 'raw-server.mjs'),
+      join(RUN, 'raw-data'),
+    ],
     readyPort,
     { onStderrLine: probe.onLine },
   );
@@ -185,11 +199,11 @@ async function gatedClient(argv) {
 
 async function round(t, rep, seeds, blob) {
   const check = rep < 0;
-  const upKeys = Array.from({ length: CLIENTS }, (_, i) => `bench-many-up-${rep + WARMUP}-${i}`);
+  const upKeys = Array.from({ length: UPLOADS }, (_, i) => `bench-many-up-${rep + WARMUP}-${i}`);
   const uploads = [];
   for (const key of upKeys) uploads.push(await gatedClient(['upload', await t.uploadUrl(key), blob.file]));
   const downloads = [];
-  for (let i = 0; i < CLIENTS; i++) {
+  for (let i = 0; i < DOWNLOADS; i++) {
     const way = wayOf(i);
     const file = check ? join(RUN, `down-${i}.bin`) : '/dev/null';
     downloads.push(
@@ -224,9 +238,9 @@ async function round(t, rep, seeds, blob) {
     loop.child.stdin.write('go\n');
     for (const c of [...uploads, ...downloads]) c.child.stdin.write('go\n');
     const up = await Promise.all(uploads.map((c) => c.result));
-    const upEnd = Math.max(...up.map((r) => r.endedAt));
+    const upEnd = Math.max(0, ...up.map((r) => r.endedAt));
     const down = await Promise.all(downloads.map((c) => c.result));
-    const downEnd = Math.max(...down.map((r) => r.endedAt));
+    const downEnd = Math.max(0, ...down.map((r) => r.endedAt));
     loop.child.stdin.end('stop\n');
     return { started, upEnd, downEnd, end: Math.max(upEnd, downEnd) };
   });
@@ -235,7 +249,7 @@ async function round(t, rep, seeds, blob) {
   await lookupTarget.stop();
   for (const key of upKeys) await t.finalize(key);
   if (check)
-    for (let i = 0; i < CLIENTS; i++) {
+    for (let i = 0; i < DOWNLOADS; i++) {
       const file = join(RUN, `down-${i}.bin`);
       if ((await sha256Of(file)) !== blob.sha256) throw new Error(`${t.name}: download ${i} differs`);
       await rm(file);
@@ -244,9 +258,9 @@ async function round(t, rep, seeds, blob) {
   const { started, upEnd, downEnd, end } = m.result;
   const mibs = (bytes, ms) => bytes / MiB / (ms / 1000);
   return {
-    aggregate: mibs(2 * CLIENTS * SIZE, end - started),
-    upload: mibs(CLIENTS * SIZE, upEnd - started),
-    download: mibs(CLIENTS * SIZE, downEnd - started),
+    aggregate: mibs((UPLOADS + DOWNLOADS) * SIZE, end - started),
+    upload: UPLOADS ? mibs(UPLOADS * SIZE, upEnd - started) : Number.NaN,
+    download: DOWNLOADS ? mibs(DOWNLOADS * SIZE, downEnd - started) : Number.NaN,
     wallMs: end - started,
     cpuSeconds: m.cpuSeconds,
     peakRss: m.peakRss,
@@ -263,7 +277,7 @@ async function main() {
   if (args['compare-main'])
     targets.push(await mockTarget('alt', `other build (${args['compare-main']})`, args['compare-main']));
   targets.push(await rawTarget());
-  const seeds = Array.from({ length: CLIENTS }, (_, i) => `bench-many-seed-${i}`);
+  const seeds = Array.from({ length: Math.max(1, DOWNLOADS) }, (_, i) => `bench-many-seed-${i}`);
   for (const t of targets) {
     // Untimed: 4 at a time.
     for (let i = 0; i < seeds.length; i += 4)
@@ -273,7 +287,7 @@ async function main() {
           await t.finalize(key);
         }),
       );
-    log(`${t.name}: ${CLIENTS} blobs of ${SIZE / MiB} MiB to download uploaded`);
+    log(`${t.name}: ${seeds.length} blobs of ${SIZE / MiB} MiB to download uploaded`);
   }
   const results = Object.fromEntries(targets.map((t) => [t.name, []]));
   for (let rep = -WARMUP; rep < REPEAT; rep++) {
@@ -300,7 +314,7 @@ async function main() {
     machineLine(),
     `Command: \`node bench/many-clients.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}\`.`,
     '',
-    `### ${CLIENTS} uploads + ${CLIENTS} downloads of ${SIZE / MiB} MiB at once, median of ${REPEAT} interleaved rounds after ${WARMUP} warm-up`,
+    `### ${UPLOADS} uploads + ${DOWNLOADS} downloads of ${SIZE / MiB} MiB at once, median of ${REPEAT} interleaved rounds after ${WARMUP} warm-up`,
     '',
     `Each client is its own process, started before the round and released by one signal. Uploads:`,
     '`uploadFile` (64 MiB blocks, 8 in flight), each to a fresh entry. Downloads of blobs stored before the rounds:',
