@@ -30,6 +30,7 @@ import {
   run,
   startMock,
   stopAll,
+  stopChild,
   writeDocSection,
 } from './processes.mjs';
 
@@ -105,13 +106,22 @@ async function main() {
   }
   await writeFile(join(ctx, 'Dockerfile'), `${dockerfile.join('\n')}\n`);
 
-  const mock = await startMock(join(RUN, 'mock-data'), {
-    main: args['mock-main'] ?? MOCK_MAIN,
-    logLevel: 'info',
-    onStderrLine: onMockLine,
-  });
-  // Lines may go to stdout too (pino writes to stdout by default in some set-ups).
-  mock.lines.on('line', onMockLine);
+  // A fresh mock (empty data dir) for every gha round: BuildKit names layer blobs by digest, not by
+  // scope, so a second export to the same mock would find every layer cached and upload nothing.
+  let mock;
+  let hwm = 0;
+  const freshMock = async (round) => {
+    if (mock) {
+      hwm = Math.max(hwm, memoryOf(mock.pid).hwm);
+      await stopChild(mock.child);
+    }
+    mock = await startMock(join(RUN, `mock-data-${round}`), {
+      main: args['mock-main'] ?? MOCK_MAIN,
+      logLevel: 'info',
+      onStderrLine: onMockLine,
+    });
+    mock.lines.on('line', onMockLine);
+  };
 
   let buildN = 0;
   const build = async (cacheArgs) => {
@@ -181,11 +191,12 @@ async function main() {
   };
 
   const caches = {
-    gha: (round) => {
+    gha: async (round) => {
+      await freshMock(round);
       const c = `type=gha,url_v2=${mock.url}/,token=${mock.token},scope=bench-e2e-${round}`;
       return { export: ['--export-cache', `${c},mode=max`], import: ['--import-cache', c] };
     },
-    local: (round) => {
+    local: async (round) => {
       const d = join(RUN, `local-cache-${round}`);
       return {
         export: ['--export-cache', `type=local,dest=${d},mode=max`],
@@ -197,7 +208,7 @@ async function main() {
   const results = { gha: [], local: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const name of round % 2 === 0 ? ['gha', 'local'] : ['local', 'gha']) {
-      const c = caches[name](round);
+      const c = await caches[name](round);
       const exp = await build(c.export);
       const imp = await build(c.import);
       await c.cleanup?.();
@@ -209,7 +220,7 @@ async function main() {
       log(`round ${round + 1} ${name}: export ${s(exp.ms)}, import ${s(imp.ms)}${share}`);
     }
   }
-  const hwm = memoryOf(mock.pid).hwm;
+  hwm = Math.max(hwm, memoryOf(mock.pid).hwm);
   await stopAll();
 
   const med = (name, f) => median(results[name].map(f));
