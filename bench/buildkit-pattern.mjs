@@ -4,14 +4,13 @@
 // sequential 1 MiB PUTs (Put Blob) to the raw node:http-to-disk server (bench/raw-server.mjs) of the
 // same run. Interleaved, median of --runs; keep-alive connection, like azcore's.
 // The mock's time covers Put Blocks + Put Block List (+ Finalize, reported apart); Create is untimed.
-// Beside each time, the mock's CPU (user + system, from /proc/<pid>/stat) for the layer.
+// Beside each time, the server's CPU (user + system, from /proc/<pid>/stat) for the layer.
 //
 //   node bench/buildkit-pattern.mjs [--blocks 256] [--runs 5] [--mock-main F] [--compare-main F] [--cpu-prof]
 // --compare-main F runs a second mock (another build's main.js, e.g. a copy of main's dist/) in the same
 // interleaved runs, for an A/B of a change. --cpu-prof writes a V8 profile of the mock to bench/.out/prof/.
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { createRequire } from 'node:module';
@@ -20,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuSecondsOf } from './cpu.mjs';
 import { median } from './measure.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,12 +76,6 @@ function start(nodeArgs, ready) {
   });
 }
 
-/** CPU seconds (user + system) a child has used so far. */
-function cpuOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
 const dir = await mkdtemp(join(tmpdir(), 'gha-cache-bench-buildkit-'));
 try {
   const startMock = (main, name) =>
@@ -130,7 +124,7 @@ try {
   async function mockLayer(mock, n) {
     const key = `buildkit-blob-${n}`;
     const { signed_upload_url: url } = await rpc(mock, 'CreateCacheEntry', { key, version });
-    const cpu = cpuOf(mock.child.pid);
+    const cpu = cpuSecondsOf(mock.child.pid);
     const started = performance.now();
     const ids = [];
     for (let i = 0; i < BLOCKS; i++) {
@@ -147,12 +141,13 @@ try {
       'content-type': 'application/xml',
     });
     const uploaded = performance.now();
-    const cpuS = cpuOf(mock.child.pid) - cpu;
+    const cpuS = cpuSecondsOf(mock.child.pid) - cpu;
     const f = await rpc(mock, 'FinalizeCacheEntryUpload', { key, version, size_bytes: String(BLOCKS * MiB) });
     if (!f.ok) throw new Error(`Finalize: ${JSON.stringify(f)}`);
     return { ms: uploaded - started, finalizeMs: performance.now() - uploaded, cpuS };
   }
   async function rawLayer(n) {
+    const cpu = cpuSecondsOf(raw.child.pid);
     const started = performance.now();
     for (let i = 0; i < BLOCKS; i++) {
       await send(`${raw.url}/account/container/layer-${n}-${i}`, 'PUT', block, {
@@ -160,10 +155,10 @@ try {
         'x-ms-blob-type': 'BlockBlob',
       });
     }
-    return { ms: performance.now() - started };
+    return { ms: performance.now() - started, cpuS: cpuSecondsOf(raw.child.pid) - cpu };
   }
 
-  const res = { raw: [] };
+  const res = { raw: [], rawCpu: [] };
   for (const m of mocks) res[m.name] = { ms: [], finalize: [], cpu: [] };
   for (let run = -1; run < RUNS; run++) {
     const line = [`#${run + 1}`];
@@ -179,21 +174,24 @@ try {
       }
     }
     const r = await rawLayer(run + 1);
-    line.push(`raw ${r.ms.toFixed(0)} ms`);
+    line.push(`raw ${r.ms.toFixed(0)} ms (CPU ${r.cpuS.toFixed(2)} s)`);
     process.stderr.write(`${line.join(', ')}\n`);
-    if (run >= 0) res.raw.push(r.ms);
+    if (run >= 0) {
+      res.raw.push(r.ms);
+      res.rawCpu.push(r.cpuS);
+    }
   }
   const rate = (ms) => ((BLOCKS * 1000) / ms).toFixed(0);
   const rawMs = median(res.raw);
   process.stdout.write(
     [
-      `| target | median ms for ${BLOCKS} × 1 MiB | requests/s | / raw rate | mock CPU s (median) | runs ms |`,
+      `| target | median ms for ${BLOCKS} × 1 MiB | requests/s | / raw rate | server CPU s (median) | runs ms |`,
       '| --- | ---: | ---: | ---: | ---: | --- |',
       ...mocks.map((m) => {
         const ms = median(res[m.name].ms);
         return `| ${m.label}: Put Block × ${BLOCKS} + Put Block List | ${ms.toFixed(0)} | ${rate(ms)} | ${(rawMs / ms).toFixed(2)} | ${median(res[m.name].cpu).toFixed(2)} | ${res[m.name].ms.map((x) => x.toFixed(0)).join(', ')} |`;
       }),
-      `| raw node:http: PUT × ${BLOCKS} | ${rawMs.toFixed(0)} | ${rate(rawMs)} | 1.00 | | ${res.raw.map((x) => x.toFixed(0)).join(', ')} |`,
+      `| raw node:http: PUT × ${BLOCKS} | ${rawMs.toFixed(0)} | ${rate(rawMs)} | 1.00 | ${median(res.rawCpu).toFixed(2)} | ${res.raw.map((x) => x.toFixed(0)).join(', ')} |`,
       '',
       `mock / raw rate: ${(rawMs / median(res.mock.ms)).toFixed(2)} (target ≥ 0.7); Finalize after it: median ${median(res.mock.finalize).toFixed(0)} ms.`,
       '',
