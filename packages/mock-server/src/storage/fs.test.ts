@@ -153,6 +153,7 @@ describe('fs storage on disk', () => {
     await mkdir(join(shard, `${kept.blobId}.00000000000000fe`));
     await writeFile(join(shard, `${kept.blobId}.00000000000000fe`, 'p0'), 'a part');
     // Files of blobs that are not in the table at all, and stray names.
+    await mkdir(join(dataDir, 'blobs', 'ab'), { recursive: true });
     await writeFile(join(dataDir, 'blobs', 'ab', `ab${'0'.repeat(30)}.0123456789abcdef`), 'orphan');
     await writeFile(join(dataDir, 'blobs', 'ab', 'stray'), 'x');
     await mkdir(join(dataDir, 'blobs', 'not-a-shard'));
@@ -165,13 +166,25 @@ describe('fs storage on disk', () => {
     await writeFile(join(dataDir, 'secrets.json'), '{}');
 
     open();
+    // Before anything is served: the work files and the staging directories of no pending entry.
     expect(filesUnder(join(dataDir, 'tmp'))).toEqual([]);
     expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
-    expect(readdirSync(shard).filter((n) => n.startsWith(kept.blobId))).toEqual([generation]);
-    expect(existsSync(join(dataDir, 'blobs', 'ab', 'stray'))).toBe(false);
-    expect(existsSync(join(dataDir, 'blobs', 'not-a-shard'))).toBe(false);
-    expect(readdirSync(join(dataDir, 'blobs'))).toHaveLength(256);
     expect(readdirSync(join(dataDir, 'staging'))).toEqual([pending.blobId]);
+    // In the background after start-up: unreferenced generations and stray names under blobs/.
+    await expect
+      .poll(() => readdirSync(shard).filter((n) => n.startsWith(kept.blobId)), { timeout: 20_000 })
+      .toEqual([generation]);
+    await expect
+      .poll(() => existsSync(join(dataDir, 'blobs', 'ab', 'stray')), { timeout: 20_000 })
+      .toBe(false);
+    await expect
+      .poll(() => existsSync(join(dataDir, 'blobs', 'ab', `ab${'0'.repeat(30)}.0123456789abcdef`)), {
+        timeout: 20_000,
+      })
+      .toBe(false);
+    await expect
+      .poll(() => existsSync(join(dataDir, 'blobs', 'not-a-shard')), { timeout: 20_000 })
+      .toBe(false);
     expect(existsSync(join(dataDir, 'secrets.json'))).toBe(true);
 
     expect(await s.blobs.getBlobProperties(kept.blobId)).toEqual(props);

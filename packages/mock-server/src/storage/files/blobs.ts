@@ -4,14 +4,24 @@ import { blockIdByteLength } from '../blocks.js';
 import { BufferPool } from '../span-stream.js';
 import { type BlobStore, type ByteRange, StorageError } from '../types.js';
 import { createCommitter } from './commit.js';
-import { BLOB_ID, blockIdToFile, checkBlobId, createBackground, layoutOf, receive } from './layout.js';
+import {
+  BLOB_ID,
+  blockIdToFile,
+  checkBlobId,
+  createBackground,
+  createWriteback,
+  layoutOf,
+  receive,
+} from './layout.js';
 import { openContent } from './read.js';
-import { recoverFiles } from './recovery.js';
-import { createStaging } from './staging.js';
+import { recoverFiles, removeUnreferenced } from './recovery.js';
+import { createStaging, type StagingClaim } from './staging.js';
 import { prepareBlobStatements, toProperties } from './statements.js';
 
 /** Read size of download streams: one read in flight per stream, so larger reads keep the disk busier. */
 const READ_CHUNK = 1024 * 1024;
+/** How long after the store opens the scan for unreferenced generations starts. */
+const SCAN_DELAY_MS = 1000;
 /** Blob rows checked against the metadata store per step of a sweep. */
 const SWEEP_PAGE = 500;
 
@@ -36,6 +46,8 @@ export function createFileBlobStore(options: FileBlobStoreOptions): BlobStore {
   const background = createBackground();
   const staging = createStaging(layout, background);
   const committer = createCommitter(db, q, layout, staging);
+  const writeback = createWriteback();
+  let closed = false;
   /** Download read buffers, reused across requests (16 idle at most: 16 MiB). */
   const readBuffers = new BufferPool(READ_CHUNK, 16);
 
@@ -50,7 +62,17 @@ export function createFileBlobStore(options: FileBlobStoreOptions): BlobStore {
     return removed.length;
   };
 
-  recoverFiles(layout, q, options.isPending);
+  staging.leftAtStart(recoverFiles(layout, options.isPending));
+  // Unreferenced generations (of commits a crash interrupted) go in the background, once the server
+  // is up: they take no room a request needs, and reading every shard would delay the start.
+  const scan = setTimeout(
+    () =>
+      background.run(
+        removeUnreferenced(layout, q, { isBuilding: committer.isBuilding, stopped: () => closed }),
+      ),
+    SCAN_DELAY_MS,
+  );
+  scan.unref();
 
   return {
     kind: 'files',
@@ -62,26 +84,30 @@ export function createFileBlobStore(options: FileBlobStoreOptions): BlobStore {
         body.resume();
         throw err;
       }
-      const tmp = await receive(layout, body, length);
+      const tmp = await receive(layout, body, length, true);
       return committer.commitFile(blobId, tmp, length, now);
     },
 
     async putBlock(blobId, blockId, body, length) {
       let file: string;
+      let claim: StagingClaim;
       try {
         checkBlobId(blobId);
         file = blockIdToFile(blockId);
-        const idLength = await staging.idLength(blobId);
-        if (idLength !== undefined && idLength !== blockIdByteLength(blockId)) {
-          throw new StorageError('InvalidBlobOrBlock', 'block id length differs from the staged blocks');
-        }
+        claim = await staging.claim(blobId, blockIdByteLength(blockId));
       } catch (err) {
         body.resume();
         throw err;
       }
-      // Durable now, in parallel with the other blocks in flight: a commit only links it.
-      const tmp = await receive(layout, body, length);
-      await staging.place(blobId, file, tmp);
+      try {
+        // Not fsynced here: the commit that links it does (see layout.ts); written back early meanwhile.
+        const tmp = await receive(layout, body, length, false);
+        writeback.add(await staging.place(blobId, file, tmp));
+        claim.placed();
+      } catch (err) {
+        claim.failed();
+        throw err;
+      }
     },
 
     async commitBlockList(blobId, items, now) {
@@ -103,7 +129,7 @@ export function createFileBlobStore(options: FileBlobStoreOptions): BlobStore {
 
     async discardBlob(blobId, retainUntil, now) {
       if (!BLOB_ID.test(blobId)) return;
-      staging.drop(blobId);
+      await staging.drop(blobId);
       const row = q.blob.get(blobId);
       if (!row) return;
       if (retainUntil > now) q.retainBlob.run(retainUntil, blobId);
@@ -123,14 +149,17 @@ export function createFileBlobStore(options: FileBlobStoreOptions): BlobStore {
       for (let i = 0; i < names.length; i += SWEEP_PAGE) {
         const page = names.slice(i, i + SWEEP_PAGE);
         const owned = await owners(page.filter((n) => BLOB_ID.test(n)));
-        for (const name of page) if (owned.get(name) !== 'pending') staging.drop(name);
+        for (const name of page) if (owned.get(name) !== 'pending') await staging.drop(name);
       }
       await background.settle();
       return removed;
     },
 
     async close() {
+      closed = true;
+      clearTimeout(scan);
       await background.settle();
+      await writeback.settle();
     },
   };
 }

@@ -17,18 +17,23 @@ import { StorageError } from '../types.js';
  *                              'file': one file (Put Blob, and block lists committed by schema 1). Put Blob
  *                              writes it in tmp/, fsyncs it, renames it into place, fsyncs the directory.
  *                              'dir': a directory of part files p0, p1, … (Put Block List). The commit
- *                              hard-links each distinct staged block file (fsynced by Put Block) or part of
- *                              the previous generation it lists into the new directory, fsyncs the
- *                              directory and its shard, and records in `blocks` each listed block's
- *                              [start, end) in the blob and its part file and offset: O(metadata), no copy.
+ *                              hard-links each distinct staged block file or part of the previous
+ *                              generation it lists into the new directory, fsyncs each part linked from
+ *                              a staged block (in parallel), the directory and its shard, and records in
+ *                              `blocks` each listed block's [start, end) in the blob and its part file and
+ *                              offset: O(metadata), no copy.
  *                              Then both layouts: switch the blob row in one transaction (synchronous=FULL)
  *                              and remove the old generation. A crash at any point leaves the committed
- *                              generation intact; unreferenced generations are removed at start-up.
+ *                              generation intact; unreferenced generations are removed after start-up
+ *                              (in the background, never one a commit in flight is building).
+ *                              Shard directories are made by the first commit into them.
  *                              Readers open every part file they need before returning (pinned inodes).
  * <dataDir>/staging/<blobId>/b<hex of the decoded block id>
- *                              staged blocks, written to tmp/ and fsynced, then renamed (re-staging replaces
- *                              atomically). A commit links them, so a failed commit leaves them staged.
- *                              Dropped by renaming the directory into tmp/.
+ *                              staged blocks, written to tmp/ and renamed (re-staging replaces atomically),
+ *                              not fsynced before they are acknowledged: durability is promised for what a
+ *                              commit made, and the commit fsyncs what it links (an early write-back fsyncs
+ *                              them in the background meanwhile). A commit links them, so a failed commit
+ *                              leaves them staged. Dropped by renaming the directory into tmp/.
  * <dataDir>/tmp/               work files; emptied at start-up.
  */
 
@@ -99,20 +104,83 @@ export function exactLength(length: number): Transform {
   });
 }
 
-/** Streams `body` (exactly `length` bytes) into a new fsynced tmp file and returns its path. */
-export async function receive(layout: Layout, body: Readable, length: number): Promise<string> {
+/**
+ * Streams `body` (exactly `length` bytes) into a new tmp file and returns its path; fsynced before
+ * that when `durable` (Put Blob), otherwise left to the commit that links it (Put Block).
+ */
+export async function receive(
+  layout: Layout,
+  body: Readable,
+  length: number,
+  durable: boolean,
+): Promise<string> {
   const path = layout.tmpPath();
   try {
     await pipeline(
       body,
       exactLength(length),
-      createWriteStream(path, { flags: 'wx', flush: true, highWaterMark: CHUNK }),
+      createWriteStream(path, { flags: 'wx', flush: durable, highWaterMark: CHUNK }),
     );
     return path;
   } catch (err) {
     await rm(path, { force: true });
     throw err;
   }
+}
+
+/** Opens a file, fsyncs it and closes it. */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Early write-back of staged blocks: each file is fsynced in the background soon after it is
+ * acknowledged, a few at a time, so the disk writes while the next blocks arrive and the fsync of
+ * the commit that links them finds little left to write. Nothing waits for it and nothing relies on
+ * it (the commit fsyncs every part it links); a full queue or a file gone meanwhile is skipped.
+ */
+export function createWriteback(concurrency = 2, queueLimit = 64) {
+  const queue: string[] = [];
+  let running = 0;
+  let idle: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  const next = (): void => {
+    while (running < concurrency && queue.length > 0) {
+      const path = queue.shift()!;
+      running++;
+      void fsyncFile(path)
+        .catch(() => undefined)
+        .finally(() => {
+          running--;
+          next();
+        });
+    }
+    if (running === 0 && queue.length === 0 && wake) {
+      wake();
+      wake = undefined;
+      idle = undefined;
+    }
+  };
+  return {
+    add(path: string): void {
+      if (queue.length >= queueLimit) return;
+      queue.push(path);
+      next();
+    },
+    /** Resolves when nothing is queued or running. */
+    settle(): Promise<void> {
+      if (running === 0 && queue.length === 0) return Promise.resolve();
+      idle ??= new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      return idle;
+    },
+  };
 }
 
 /** Fire-and-forget file work (unlinks); `settle()` waits for all of it. */

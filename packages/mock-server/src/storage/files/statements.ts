@@ -41,7 +41,9 @@ export interface BlobStatements {
   readonly deleteBlob: Statement<[string, string], void>;
   readonly expiredBlobs: Statement<[number], { blob_id: string; generation: string }>;
   readonly unretainedBlobs: Statement<[string, number], { blob_id: string; generation: string }>;
-  readonly generations: Statement<[], { blob_id: string; generation: string }>;
+  /** Blobs whose id is in [from, to) (a shard: `ab` to `abg`). */
+  readonly shardGenerations: Statement<[string, string], { blob_id: string; generation: string }>;
+  readonly hasGeneration: Statement<[string, string], unknown>;
 }
 
 export function prepareBlobStatements(db: Database.Database): BlobStatements {
@@ -68,8 +70,11 @@ export function prepareBlobStatements(db: Database.Database): BlobStatements {
     unretainedBlobs: db.prepare<[string, number], { blob_id: string; generation: string }>(
       'SELECT blob_id, generation FROM blobs WHERE retain_until IS NULL AND blob_id > ? ORDER BY blob_id LIMIT ?',
     ),
-    generations: db.prepare<[], { blob_id: string; generation: string }>(
-      'SELECT blob_id, generation FROM blobs',
+    shardGenerations: db.prepare<[string, string], { blob_id: string; generation: string }>(
+      'SELECT blob_id, generation FROM blobs WHERE blob_id >= ? AND blob_id < ?',
+    ),
+    hasGeneration: db.prepare<[string, string], unknown>(
+      'SELECT 1 FROM blobs WHERE blob_id = ? AND generation = ?',
     ),
   };
 }
