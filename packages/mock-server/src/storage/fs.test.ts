@@ -193,6 +193,26 @@ describe('fs storage on disk', () => {
     expect((await read(s, pending.blobId)).toString()).toBe('staged');
   });
 
+  it('keeps the staged id length across a restart: a block id of another length is still refused', async () => {
+    const e = (await s.metadata.reserveEntry(ident('restaged'), T0))!;
+    await s.blobs.putBlock(e.blobId, 'AAAA', body('first'), 5);
+    await s.close();
+    open();
+    await expect(s.blobs.putBlock(e.blobId, 'AAAAAAAA', body('other'), 5)).rejects.toMatchObject({
+      code: 'InvalidBlobOrBlock',
+    });
+    await s.blobs.putBlock(e.blobId, 'AAAB', body('second'), 6);
+    await s.blobs.commitBlockList(
+      e.blobId,
+      [
+        { kind: 'uncommitted', id: 'AAAA' },
+        { kind: 'uncommitted', id: 'AAAB' },
+      ],
+      T0 + 1,
+    );
+    expect((await read(s, e.blobId)).toString()).toBe('firstsecond');
+  });
+
   it('commits a block list by linking the staged files, not copying them', async () => {
     const e = (await s.metadata.reserveEntry(ident('parts'), T0))!;
     const a = randomBytes(70_000);
