@@ -1,11 +1,6 @@
+import { addTouch, createFlushTimer, type Touch } from '../hit-batch.js';
 import type { CacheEntry } from '../types.js';
 import { SQL } from './statements.js';
-
-/** How long a hit waits for others before they are written together, and how many make a batch. */
-export const FLUSH_DELAY_MS = 100;
-const MAX_PENDING = 4096;
-
-type Touch = readonly [lastAccessedAt: number, downloadUrlExpiresAt: number];
 
 /**
  * Hits not yet written: id → [lastAccessedAt, downloadUrlExpiresAt]. Each hit's UPDATE is a write of
@@ -25,7 +20,6 @@ export function createTouchBatcher(
   /** The batch being written: reads on other connections may not see it yet. */
   let writing = new Map<number, Touch>();
   let flushing: Promise<void> | undefined;
-  let timer: NodeJS.Timeout | undefined;
 
   const write = async (batch: Map<number, Touch>) => {
     const ids: string[] = [];
@@ -54,8 +48,7 @@ export function createTouchBatcher(
   };
 
   const flush = async (): Promise<void> => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
+    timer.cancel();
     while (flushing) await flushing;
     if (pending.size === 0) return;
     const batch = pending;
@@ -73,24 +66,15 @@ export function createTouchBatcher(
     await flushing;
   };
   /** A timer's flush: a failure is reported, never thrown (a hit must not crash the server). */
-  const flushQuietly = () => {
-    timer = undefined;
+  const timer = createFlushTimer(() => {
     flush().catch((err: unknown) => onError(err as Error));
-  };
+  });
 
   return {
     flush,
     record(id: number, now: number, urlExpiresAt: number) {
-      const earlier = pending.get(id);
-      pending.set(id, [now, Math.max(earlier?.[1] ?? 0, urlExpiresAt)]);
-      if (pending.size >= MAX_PENDING) {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(flushQuietly, 0);
-      } else if (!timer) {
-        timer = setTimeout(flushQuietly, FLUSH_DELAY_MS);
-      }
-      // Closing the store flushes; a pending write alone does not keep the process alive.
-      timer.unref();
+      addTouch(pending, id, now, urlExpiresAt);
+      timer.schedule(pending.size);
     },
     /** The entry with its unwritten (or being written) hit, if any. */
     apply(entry: CacheEntry): CacheEntry {

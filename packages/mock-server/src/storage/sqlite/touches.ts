@@ -1,9 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { CacheEntry } from '../types.js';
+import { addTouch, createFlushTimer, type Touch } from '../hit-batch.js';
 import type { EntryStatements } from './statements.js';
-
-const FLUSH_DELAY_MS = 100;
-const MAX_PENDING = 4096;
 
 /**
  * Hits not yet written: id → [lastAccessedAt, downloadUrlExpiresAt]. A hit's UPDATE touches two
@@ -16,14 +14,12 @@ const MAX_PENDING = 4096;
  * entry.
  */
 export function createTouchBatcher(db: Database.Database, q: EntryStatements) {
-  const pending = new Map<number, readonly [number, number]>();
-  let timer: NodeJS.Timeout | undefined;
-  const write = db.transaction((batch: [number, readonly [number, number]][]) => {
+  const pending = new Map<number, Touch>();
+  const write = db.transaction((batch: [number, Touch][]) => {
     for (const [id, [accessedAt, urlExpiresAt]] of batch) q.touch.run(accessedAt, urlExpiresAt, id);
   });
   const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
+    timer.cancel();
     if (pending.size === 0 || !db.open) return;
     const batch = [...pending];
     pending.clear();
@@ -40,26 +36,18 @@ export function createTouchBatcher(db: Database.Database, q: EntryStatements) {
   };
   /** A timer's flush: a failure keeps the hits pending for the next flush (a later hit, or a query
    * that needs them, which then reports the error to its caller). A hit must not crash the server. */
-  const flushQuietly = () => {
+  const timer = createFlushTimer(() => {
     try {
       flush();
     } catch {
       // kept pending
     }
-  };
+  });
   return {
     flush,
     record(id: number, now: number, urlExpiresAt: number) {
-      const earlier = pending.get(id);
-      pending.set(id, [now, Math.max(earlier?.[1] ?? 0, urlExpiresAt)]);
-      if (pending.size >= MAX_PENDING) {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(flushQuietly, 0);
-      } else if (!timer) {
-        timer = setTimeout(flushQuietly, FLUSH_DELAY_MS);
-      }
-      // Closing the store flushes; a pending write alone does not keep the process alive.
-      timer.unref();
+      addTouch(pending, id, now, urlExpiresAt);
+      timer.schedule(pending.size);
     },
     /** The entry with its unwritten hit, if any. */
     apply(entry: CacheEntry): CacheEntry {
