@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { CacheEntry } from '../types.js';
 import { addTouch, createFlushTimer, type Touch } from '../hit-batch.js';
+import type { CacheEntry } from '../types.js';
 import type { EntryStatements } from './statements.js';
 
 /**
