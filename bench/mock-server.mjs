@@ -12,15 +12,13 @@
 //   node bench/mock-server.mjs [--size 1G] [--repeat 5] [--warmup 1] [--entries 100000] [--duration 10]
 //        [--connections 64] [--cpu-prof] [--mock-main F] [--compare-main F] [--keep] [--no-doc] [--skip-transfers] [--skip-lookups]
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
-import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
@@ -34,6 +32,7 @@ import { waitForIdle } from './cpu.mjs';
 import { entryKey, entryPrefix, VERSION as LOOKUP_VERSION } from './lookup-keys.mjs';
 import { median, memoryOf, parseSize, withRssPolling } from './measure.mjs';
 import { dropMockEntry } from './mock-admin.mjs';
+import { randomFile, sha256Of } from './processes.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -306,36 +305,8 @@ async function startBlobTargets() {
 
 // ---------------------------------------------------------------- part 1: blob transfers
 
-async function ensureBlobFile() {
-  const file = join(OUT, `blob-${SIZE}.bin`);
-  const sumFile = `${file}.sha256`;
-  try {
-    if ((await stat(file)).size === SIZE) return { file, sha256: (await readFile(sumFile, 'utf8')).trim() };
-  } catch {}
-  log(`generating ${SIZE} random bytes into ${relative(root, file)}`);
-  const hash = createHash('sha256');
-  async function* gen() {
-    const chunk = Buffer.allocUnsafe(8 * MiB);
-    for (let left = SIZE; left > 0; left -= chunk.length) {
-      const part = randomFillSync(chunk).subarray(0, Math.min(left, chunk.length));
-      hash.update(part);
-      yield Buffer.from(part);
-    }
-  }
-  await pipeline(gen(), createWriteStream(file));
-  const sha256 = hash.digest('hex');
-  await writeFile(sumFile, `${sha256}\n`);
-  return { file, sha256 };
-}
-
-async function sha256Of(file) {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file, { highWaterMark: 4 * MiB }), hash);
-  return hash.digest('hex');
-}
-
 async function benchTransfers() {
-  const blob = await ensureBlobFile();
+  const blob = await randomFile(OUT, SIZE);
   const targets = await startBlobTargets();
   const clientScript = join(here, 'blob-client.mjs');
   const downloaded = join(RUN, 'downloaded.bin');
